@@ -1,0 +1,25 @@
+# The two commands a new user needs: `make demo` and `make test`.
+# Both create .venv on first use (see tools/setup_env.sh) and reuse it after.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: env demo test test-fast clean-env
+
+env:
+	@bash tools/setup_env.sh
+
+## make demo [QUICK=1] [FORCE=1]: the DenseCL story on real data, on a CPU
+demo: env
+	$(PY) tools/demo.py $(if $(QUICK),--quick) $(if $(FORCE),--force)
+
+## make test [PYTEST_ARGS=...]: the whole test suite
+test: env
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+## make test-fast: everything but the tests marked slow
+test-fast: env
+	$(PY) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
+
+clean-env:
+	rm -rf $(VENV)

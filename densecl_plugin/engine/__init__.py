@@ -1,0 +1,1 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
