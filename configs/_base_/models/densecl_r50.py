@@ -1,0 +1,28 @@
+# DenseCL, ResNet-50 (Wang et al., CVPR 2021). `momentum` follows the paper:
+# k <- m * k + (1 - m) * q with m = 0.999 (mmpretrain writes 0.001 for this).
+model = dict(
+    type='DenseCL',
+    queue_len=65536,
+    feat_dim=128,
+    momentum=0.999,
+    loss_lambda=0.5,
+    data_preprocessor=dict(
+        type='SelfSupDataPreprocessor',
+        mean=(123.675, 116.28, 103.53),
+        std=(58.395, 57.12, 57.375),
+        to_rgb=True),
+    backbone=dict(
+        type='mmdet.ResNet',
+        depth=50,
+        in_channels=3,
+        out_indices=(3, ),  # C5 only
+        norm_cfg=dict(type='BN'),
+        zero_init_residual=False),
+    neck=dict(
+        type='DenseCLNeck',
+        in_channels=2048,
+        hid_channels=2048,
+        out_channels=128,
+        num_grid=None),
+    head=dict(type='ContrastiveHead', temperature=0.2),
+)

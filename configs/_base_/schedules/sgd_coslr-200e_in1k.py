@@ -1,0 +1,9 @@
+# SGD, lr 0.03 for a total batch of 256, cosine to 0 over 200 epochs.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=0.03, momentum=0.9, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=200, by_epoch=True, begin=0, end=200)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=200)
+auto_scale_lr = dict(base_batch_size=256)

@@ -1,0 +1,20 @@
+# DenseCL on a CPU: ResNet-18, 64 px views, a 1024-entry queue, 200
+# iterations on a folder of images. lambda warms up after 20 iterations.
+_base_ = [
+    '../_base_/models/densecl_r50.py',
+    '../_base_/datasets/folder_mocov2_cpu.py',
+    '../_base_/schedules/sgd_coslr-200iters_cpu.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    queue_len=1024,
+    backbone=dict(depth=18),
+    neck=dict(in_channels=512, hid_channels=512))
+custom_hooks = [dict(type='DenseCLHook', start_iters=20)]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=100, by_epoch=False,
+                    max_keep_ckpts=2))
+log_processor = dict(by_epoch=False)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+randomness = dict(seed=0)

@@ -1,0 +1,12 @@
+# DenseCL, ResNet-50, 8 GPUs x 32 images, cosine lr 0.3, 800 epochs on COCO
+# train2017 (the authors' COCO recipe; 462 iterations per epoch).
+_base_ = [
+    '../_base_/models/densecl_r50.py',
+    '../_base_/datasets/coco_mocov2.py',
+    '../_base_/schedules/sgd_coslr-800e_coco.py',
+    '../_base_/default_runtime.py',
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=3))
+find_unused_parameters = False

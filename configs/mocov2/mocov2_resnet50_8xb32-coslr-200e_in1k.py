@@ -1,0 +1,11 @@
+# MoCo v2, ResNet-50, 8 GPUs x 32 images, cosine lr, 200 epochs on ImageNet-1k.
+_base_ = [
+    '../_base_/models/mocov2_r50.py',
+    '../_base_/datasets/imagenet_mocov2.py',
+    '../_base_/schedules/sgd_coslr-200e_in1k.py',
+    '../_base_/default_runtime.py',
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+find_unused_parameters = False
