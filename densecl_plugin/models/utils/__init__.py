@@ -1,1 +1,8 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
+from .dist import batch_shuffle_ddp, batch_unshuffle_ddp, concat_all_gather
+from .feature_map import last_feature_map
+from .momentum_encoder import MomentumEncoder
+from .queue import enqueue_
+
+__all__ = ['MomentumEncoder', 'enqueue_', 'concat_all_gather',
+           'batch_shuffle_ddp', 'batch_unshuffle_ddp', 'last_feature_map']

@@ -1,0 +1,68 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""MomentumEncoder: paper convention, first-step copy, own buffers."""
+import pytest
+import torch
+from torch import nn
+
+from densecl_plugin.models.utils import MomentumEncoder
+
+
+def _query():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)),
+                         nn.Linear(4, 2))
+
+
+@pytest.mark.parametrize('m', [0, 1, -0.5, 1.5, float('nan'), '0.9'])
+def test_momentum_out_of_range(m):
+    with pytest.raises(ValueError, match='open interval'):
+        MomentumEncoder(_query(), m)
+
+
+def test_inverted_convention_warns():
+    with pytest.warns(UserWarning, match="mmpretrain's inverted convention"):
+        MomentumEncoder(_query(), 0.001)
+
+
+def test_state_dict_layout_and_frozen():
+    enc = MomentumEncoder(_query(), 0.99)
+    keys = list(enc.state_dict())
+    assert 'steps' in keys and enc.steps.dtype == torch.long
+    assert enc.steps.shape == ()  # as mmpretrain 1.2 checkpoints
+    assert 'module.0.0.weight' in keys and 'module.0.1.running_mean' in keys
+    assert 'module.1.weight' in keys
+    assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_first_update_copies_then_ema_exactly():
+    q = _query()
+    enc = MomentumEncoder(q, 0.9)
+    for p in q.parameters():  # what init_weights would do after __init__
+        nn.init.normal_(p)
+    enc.update(q)
+    for pk, pq in zip(enc.module.parameters(), q.parameters()):
+        assert torch.equal(pk, pq)
+    assert enc.steps.item() == 1
+    old = [p.clone() for p in enc.module.parameters()]
+    for p in q.parameters():
+        p.data.add_(torch.randn_like(p))
+    enc.update(q)
+    for pk, pk_old, pq in zip(enc.module.parameters(), old, q.parameters()):
+        torch.testing.assert_close(pk, 0.9 * pk_old + 0.1 * pq, rtol=0,
+                                   atol=1e-6)
+    assert enc.steps.item() == 2
+
+
+def test_buffers_are_not_copied():
+    q = _query()
+    enc = MomentumEncoder(q, 0.999)
+    q[0][1].running_mean.fill_(5.)
+    enc.update(q)
+    enc.update(q)
+    assert enc.module[0][1].running_mean.abs().max() == 0
+
+
+def test_mismatched_query_is_rejected():
+    enc = MomentumEncoder(_query(), 0.999)
+    with pytest.raises(ValueError, match='does not have the parameters'):
+        enc.update(nn.Linear(4, 2))
