@@ -1,0 +1,82 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""The InfoNCE head of momentum contrast (MoCo v2, DenseCL)."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from densecl_plugin.registry import MODELS
+from ..losses.queue_infonce_loss import queue_infonce_loss
+
+
+@MODELS.register_module()
+class ContrastiveHead(BaseModule):
+    """InfoNCE: cross-entropy of ``cat([l_pos, l_neg]) / T`` with label 0.
+
+    Two entry points that compute the same loss:
+
+    - :meth:`loss` from precomputed logits ``(pos, neg)``, as mmpretrain's
+      ``ContrastiveHead.loss(pos, neg)``;
+    - :meth:`loss_queue` from ``(q, k, queue)``, which never materialises the
+      ``(M, 1 + K)`` logits (see
+      :func:`~densecl_plugin.models.losses.queue_infonce_loss`); DenseCL and
+      MoCo v2 use this one.
+
+    Args:
+        temperature (float): ``T``. Defaults to 0.1 (the configs of DenseCL
+            and MoCo v2 set 0.2).
+        chunk_size (int, optional): Rows per chunk of :meth:`loss_queue`.
+            Defaults to None (about 32 MiB of logits per chunk).
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self, temperature: float = 0.1,
+                 chunk_size: Optional[int] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f'ContrastiveHead: temperature must be a number '
+                             f'> 0, got {temperature!r}')
+        if chunk_size is not None and (not isinstance(chunk_size, int)
+                                       or chunk_size < 1):
+            raise ValueError(f'ContrastiveHead: chunk_size must be a positive '
+                             f'int or None, got {chunk_size!r}')
+        self.temperature = float(temperature)
+        self.chunk_size = chunk_size
+
+    def loss(self, pos: Tensor, neg: Tensor) -> Tensor:
+        """The loss from logits, in float32 even under autocast.
+
+        Args:
+            pos (Tensor): Positive similarities, shape ``(M, 1)``.
+            neg (Tensor): Negative similarities, shape ``(M, K)``.
+
+        Returns:
+            Tensor: The scalar mean loss.
+        """
+        with torch.autocast(device_type=pos.device.type, enabled=False):
+            dtype = torch.promote_types(pos.dtype, torch.float32)
+            logits = torch.cat([pos, neg], dim=1).to(dtype)  # Mx(1+K)
+            logits = logits / self.temperature  # Mx(1+K)
+            labels = torch.zeros(logits.shape[0], dtype=torch.long,
+                                 device=logits.device)  # M
+            return F.cross_entropy(logits, labels)
+
+    def loss_queue(self, q: Tensor, k: Tensor, queue: Tensor,
+                   valid: Optional[Tensor] = None) -> Tensor:
+        """The same loss from queries, positive keys and a queue, frugally.
+
+        Args:
+            q (Tensor): Queries, shape ``(M, D)``.
+            k (Tensor): Positive keys, shape ``(M, D)``.
+            queue (Tensor): Negative keys, shape ``(D, K)``.
+            valid (Tensor, optional): Bool ``(M,)``; False rows are left out.
+                Defaults to None.
+
+        Returns:
+            Tensor: The scalar mean loss.
+        """
+        return queue_infonce_loss(q, k, queue, self.temperature, valid,
+                                  self.chunk_size)
