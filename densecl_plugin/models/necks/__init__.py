@@ -1,1 +1,5 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
+from .densecl_neck import DenseCLNeck
+from .mocov2_neck import MoCoV2Neck
+
+__all__ = ['DenseCLNeck', 'MoCoV2Neck']

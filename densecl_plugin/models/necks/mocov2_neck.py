@@ -1,0 +1,51 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""The projection neck of MoCo v2."""
+from typing import Optional, Sequence, Tuple, Union
+
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from densecl_plugin.registry import MODELS
+from ..utils.feature_map import last_feature_map
+
+
+@MODELS.register_module()
+class MoCoV2Neck(BaseModule):
+    """MoCo v2 neck: ``avgpool -> Linear -> ReLU -> Linear``, no BN.
+
+    From "Improved Baselines with Momentum Contrastive Learning" (Chen et
+    al., 2020, https://arxiv.org/abs/2003.04297). Submodule names follow
+    mmpretrain 1.2 checkpoints (``mlp.0``, ``mlp.2``).
+
+    Args:
+        in_channels (int): Channels of the backbone map (2048 for ResNet-50).
+        hid_channels (int): Hidden channels.
+        out_channels (int): Output dimension ``D``.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 hid_channels: int,
+                 out_channels: int,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_channels, hid_channels), nn.ReLU(inplace=True),
+            nn.Linear(hid_channels, out_channels))
+
+    def forward(self, x: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor]:
+        """Project the last backbone map.
+
+        Args:
+            x (Tensor | Sequence[Tensor]): Backbone output; its last map,
+                shape ``(N, C, H, W)``, is used.
+
+        Returns:
+            tuple[Tensor]: The unnormalised embedding, shape ``(N, D)``.
+        """
+        x = last_feature_map(x, 'MoCoV2Neck', self.in_channels)  # NxCxHxW
+        return (self.mlp(self.avgpool(x).flatten(1)), )  # NxD
