@@ -1,1 +1,14 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
+"""Visualisation: DenseCL's dense correspondences between two views.
+
+Nothing here is registered; matplotlib is imported only when a figure is drawn.
+"""
+from .correspondence_figures import (default_cells, draw_matches,
+                                     draw_similarity_maps, save_png,
+                                     to_rgb_image)
+from .visualize_correspondence import (backbone_c5, build_model, make_views,
+                                       visualize_correspondence)
+
+__all__ = ['draw_matches', 'draw_similarity_maps', 'default_cells',
+           'save_png', 'to_rgb_image', 'build_model', 'make_views',
+           'backbone_c5', 'visualize_correspondence']

@@ -24,7 +24,10 @@ crop. Cells are flattened row-major (``index = r * S_w + c``), like
 All functions are batched over ``N`` image pairs and run on any device; none
 of them needs gradients.
 """
+from dataclasses import dataclass
 from typing import Any, List, Sequence, Tuple, Union
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -329,3 +332,137 @@ def correspondence_accuracy(ind: Tensor, gt_ind: Tensor, valid: Tensor,
     valid = valid.to(torch.bool)
     n_valid = valid.sum()
     return (correct & valid).sum().float() / n_valid.float()
+
+
+
+def fourier_position_encoding(xy: Tensor, num_freq: int = 4,
+                              extent: float = 4096.) -> Tensor:
+    """Encode image positions so that cosine similarity ranks by distance.
+
+    ``[cos(w x), sin(w x), cos(w y), sin(w y)]`` for ``num_freq`` frequencies
+    ``w_f = pi / (2 extent) 2^-f``. Two codes' dot product is
+    ``sum_f cos(w_f dx) + cos(w_f dy)`` and all codes have the same norm, so
+    their cosine similarity is strictly decreasing in ``|dx|`` and ``|dy|``
+    while both are below ``extent``: over a grid of cell centres (a product
+    of x and y values) the argmax is the nearest centre in each axis.
+
+    Args:
+        xy (Tensor): ``(..., 2)`` positions ``(x, y)`` in pixels.
+        num_freq (int): Defaults to 4.
+        extent (float): Larger than any distance to encode, in pixels.
+            Defaults to 4096.
+
+    Returns:
+        Tensor: ``(..., 4 * num_freq)``.
+    """
+    w = math.pi / (2 * extent) * 2.0 ** -torch.arange(
+        num_freq, dtype=xy.dtype, device=xy.device)  # (F,)
+    ang = xy[..., None] * w  # (..., 2, F)
+    return torch.cat([ang.cos(), ang.sin()], dim=-1).flatten(-2)  # (..., 4F)
+
+
+def position_codes(bbox: Tensor, flip: Tensor, grid_size: GridSize,
+                   num_freq: int = 4, extent: float = 4096.) -> Tensor:
+    """Features that *are* the image position of each cell: a perfect matcher.
+
+    :func:`fourier_position_encoding` of where each cell centre of each view
+    lies in the loaded image. The cosine argmax over a key grid is then the
+    key cell centre nearest in each axis, which is the key cell that covers
+    the point, so :func:`correspondence_accuracy` of these features is 1.0: a
+    reference for testing matchers and the metric.
+
+    Args:
+        bbox (Tensor): ``(N, 4)`` crop boxes ``(x1, y1, x2, y2)``.
+        flip (Tensor): ``(N,)`` bool.
+        grid_size (int | Sequence[int]): ``S`` or ``(S_h, S_w)``.
+        num_freq (int): Defaults to 4.
+        extent (float): Larger than any image side in pixels.
+            Defaults to 4096.
+
+    Returns:
+        Tensor: ``(N, 4 * num_freq, S_h, S_w)`` float64 feature maps.
+    """
+    S_h, S_w = to_hw(grid_size)
+    bbox = bbox.to(torch.float64)
+    xy = view_to_image(cell_centers(grid_size, bbox.device, bbox.dtype), bbox,
+                       flip)  # (N, S², 2)
+    code = fourier_position_encoding(xy, num_freq, extent)  # (N, S², 4F)
+    return code.transpose(1, 2).reshape(bbox.shape[0], -1, S_h, S_w)
+
+@dataclass
+class DenseMatches:
+    """Feature matches between two views, scored against the crop geometry.
+
+    Built by :func:`match_views`; all tensors are batched over ``N`` pairs.
+
+    Attributes:
+        sim (Tensor): ``(N, S_q, S_k)`` cosine similarity of backbone cells.
+        ind (Tensor): ``(N, S_q)`` argmax key cell of each query cell.
+        score (Tensor): ``(N, S_q)`` its similarity.
+        mutual (Tensor): ``(N, S_q)`` bool, query and key cell are each
+            other's best match.
+        gt_ind (Tensor): ``(N, S_q)`` key cell covering the same image point.
+        valid (Tensor): ``(N, S_q)`` bool, the query cell lies in the key view.
+        correct (Tensor): ``(N, S_q)`` bool, ``valid`` and ``ind`` within
+            ``tolerance`` cells of ``gt_ind``.
+        grid_size (tuple[int, int]): ``(S_h, S_w)`` of the query grid.
+        key_grid_size (tuple[int, int]): ``(S_h, S_w)`` of the key grid.
+        tolerance (int): Chebyshev radius used for ``correct``.
+    """
+    sim: Tensor
+    ind: Tensor
+    score: Tensor
+    mutual: Tensor
+    gt_ind: Tensor
+    valid: Tensor
+    correct: Tensor
+    grid_size: Tuple[int, int]
+    key_grid_size: Tuple[int, int]
+    tolerance: int
+
+    def accuracy(self) -> Tensor:
+        """Argmax accuracy over overlapping query cells (NaN if none)."""
+        return correspondence_accuracy(self.ind, self.gt_ind, self.valid,
+                                       self.key_grid_size, self.tolerance)
+
+    def kept(self, threshold: float) -> Tensor:
+        """``(N, S_q)`` bool: mutual best matches with similarity > threshold
+        (the DenseCL authors' rule for showing correspondences)."""
+        return self.mutual & (self.score > threshold)
+
+    def precision(self, threshold: float) -> Tensor:
+        """Fraction of :meth:`kept` matches that are correct (NaN if none)."""
+        kept = self.kept(threshold)
+        return (self.correct & kept).sum().float() / kept.sum().float()
+
+
+@torch.no_grad()
+def match_views(q_b: Tensor, k_b: Tensor, q_bbox: Tensor, q_flip: Tensor,
+                k_bbox: Tensor, k_flip: Tensor,
+                tolerance: int = 1) -> DenseMatches:
+    """Match backbone cells by cosine argmax and score them by geometry.
+
+    Args:
+        q_b (Tensor): ``(N, C, S_h, S_w)`` query-view backbone features.
+        k_b (Tensor): ``(N, C, Sk_h, Sk_w)`` key-view backbone features.
+        q_bbox (Tensor): ``(N, 4)`` query crop boxes ``(x1, y1, x2, y2)``.
+        q_flip (Tensor): ``(N,)`` bool.
+        k_bbox (Tensor): ``(N, 4)`` key crop boxes.
+        k_flip (Tensor): ``(N,)`` bool.
+        tolerance (int): Chebyshev radius of a correct match. Defaults to 1.
+
+    Returns:
+        DenseMatches: the matches and their geometric truth.
+    """
+    if q_b.dim() != 4 or k_b.dim() != 4:
+        raise ValueError(f'q_b and k_b must be (N, C, H, W) feature maps, got '
+                         f'{tuple(q_b.shape)} and {tuple(k_b.shape)}')
+    grid, key_grid = tuple(q_b.shape[2:]), tuple(k_b.shape[2:])
+    sim = cosine_similarity_grid(q_b.float(), k_b.float())  # (N, S_q, S_k)
+    ind, score, mutual = mutual_best_matches(sim)  # (N, S_q) each
+    gt_ind, valid = geometric_correspondence(
+        q_bbox.to(q_b.device), q_flip.to(q_b.device),
+        k_bbox.to(q_b.device), k_flip.to(q_b.device), grid, key_grid)
+    correct = valid & (chebyshev_distance(ind, gt_ind, key_grid) <= tolerance)
+    return DenseMatches(sim, ind, score, mutual, gt_ind, valid, correct,
+                        grid, key_grid, tolerance)

@@ -6,7 +6,6 @@ coordinates, flip after crop); a plain-loop reference that tests which key
 cell *rectangle* (mapped into the image) contains each query centre checks
 random geometry; position-code features check the accuracy metric end to end.
 """
-import math
 import random
 
 import numpy as np
@@ -17,8 +16,8 @@ from mmengine.structures import BaseDataElement
 from densecl_plugin.models.utils.correspondence import (
     cell_centers, chebyshev_distance, correspondence_accuracy,
     cosine_similarity_grid, geometric_correspondence,
-    geometric_correspondence_from_samples, image_to_view, mutual_best_matches,
-    view_to_image, views_geometry)
+    geometric_correspondence_from_samples, image_to_view, match_views,
+    mutual_best_matches, position_codes, view_to_image, views_geometry)
 
 
 def _corr(q_box, q_flip, k_box, k_flip, grid, key_grid=None):
@@ -235,19 +234,6 @@ def test_chebyshev_distance_matches_loops():
     assert d == ref
 
 
-def _position_codes(points, n_freq=4, scale=400.):
-    """Fourier embedding of image positions (N, P, 2) -> (N, 4 n_freq, P).
-
-    Its dot product is sum_f cos(w_f dx) + cos(w_f dy) with every w_f * scale
-    < pi, strictly decreasing in |dx| and |dy|: the argmax over a key grid
-    is the nearest key cell centre in each axis, i.e. the covering cell.
-    """
-    w = math.pi / (2 * scale) * 2.0 ** -torch.arange(n_freq, dtype=torch.float64)
-    ang = points[..., None] * w  # (N, P, 2, F)
-    code = torch.cat([ang.cos(), ang.sin()], dim=-1).flatten(2)  # (N, P, 4F)
-    return code.transpose(1, 2)  # (N, 4F, P)
-
-
 def _random_pairs(N, seed):
     g = torch.Generator().manual_seed(seed)
     xy1 = torch.rand(2, N, 2, generator=g, dtype=torch.float64) * 120
@@ -262,9 +248,8 @@ def test_accuracy_is_one_for_position_codes_and_drops_when_shuffled():
     q_box, q_flip, k_box, k_flip = _random_pairs(32, seed=2)
     gt_ind, valid = geometric_correspondence(q_box, q_flip, k_box, k_flip, S)
     assert 0.2 < valid.float().mean() < 0.95
-    centres = cell_centers(S, dtype=torch.float64)
-    q_feat = _position_codes(view_to_image(centres, q_box, q_flip))  # (N, C, S²)
-    k_feat = _position_codes(view_to_image(centres, k_box, k_flip))  # (N, C, S²)
+    q_feat = position_codes(q_box, q_flip, S).flatten(2)  # (N, C, S²)
+    k_feat = position_codes(k_box, k_flip, S).flatten(2)  # (N, C, S²)
     ind, _, _ = mutual_best_matches(cosine_similarity_grid(q_feat, k_feat))
     assert correspondence_accuracy(ind, gt_ind, valid, S).item() == 1.0
     # even exact: the nearest centre is the covering cell
@@ -294,3 +279,40 @@ def test_accuracy_counts_by_hand_and_nan_without_overlap():
     assert np.isnan(correspondence_accuracy(pred, gt, torch.zeros_like(valid), (3, 4)).item())
     with pytest.raises(ValueError, match='same shape'):
         correspondence_accuracy(pred, gt[:, :2], valid, (3, 4))
+
+
+def test_position_codes_are_a_perfect_matcher_by_loops():
+    """The codes' argmax equals a brute-force nearest image-space centre."""
+    q_box, q_flip, k_box, k_flip = _random_pairs(4, seed=5)
+    S = (3, 4)
+    q_feat, k_feat = position_codes(q_box, q_flip, S), position_codes(k_box, k_flip, S)
+    assert q_feat.shape == (4, 16, 3, 4)
+    sim = cosine_similarity_grid(q_feat, k_feat)
+    centres = cell_centers(S, dtype=torch.float64)
+    q_xy, k_xy = view_to_image(centres, q_box, q_flip), view_to_image(centres, k_box, k_flip)
+    for n in range(4):
+        for i in range(12):
+            # nearest centre in L1; on a product grid also nearest per axis
+            dist = [abs(q_xy[n, i] - k_xy[n, j]).sum().item() for j in range(12)]
+            best = min(range(12), key=dist.__getitem__)
+            assert sim[n, i].argmax().item() == best
+
+
+def test_match_views_summarises_geometry_and_features():
+    q_box, q_flip, k_box, k_flip = _random_pairs(8, seed=6)
+    m = match_views(position_codes(q_box, q_flip, 5), position_codes(k_box, k_flip, 5),
+                    q_box, q_flip, k_box, k_flip)
+    assert m.grid_size == m.key_grid_size == (5, 5) and m.sim.shape == (8, 25, 25)
+    assert torch.equal(m.correct, m.valid) and m.accuracy().item() == 1.0
+    kept = m.kept(-1.0)
+    assert torch.equal(kept, m.mutual) and m.precision(-1.0) <= 1.0
+    # position codes: every overlapping mutual match is right
+    assert bool((m.correct | ~m.valid)[kept].all())
+    # shuffling the key cells breaks it
+    perm = torch.randperm(25, generator=torch.Generator().manual_seed(0))
+    k_shuf = position_codes(k_box, k_flip, 5).flatten(2)[..., perm].view(8, -1, 5, 5)
+    m2 = match_views(position_codes(q_box, q_flip, 5), k_shuf, q_box, q_flip, k_box, k_flip)
+    assert m2.accuracy().item() < 0.6
+    with pytest.raises(ValueError, match=r'\(N, C, H, W\)'):
+        match_views(torch.zeros(1, 2, 9), torch.zeros(1, 2, 9), q_box[:1], q_flip[:1],
+                    k_box[:1], k_flip[:1])
