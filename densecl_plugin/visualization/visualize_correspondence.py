@@ -8,11 +8,14 @@ by cosine similarity, scores the matches against the crop geometry the view
 transforms recorded, and writes two PNGs and a JSON summary. The CLI is
 ``tools/analysis/visualize_correspondence.py``.
 """
+import contextlib
 import json
 import os
 import os.path as osp
+import random
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.config import Config
 from torch import Tensor, nn
@@ -33,9 +36,14 @@ def load_config(config: Union[str, Config],
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'densecl_plugin'))
     return cfg
+
+
+def _scope(cfg: Config):
+    """Build inside the config's default scope (ours when unset)."""
+    from mmengine.registry import DefaultScope
+    return DefaultScope.overwrite_default_scope(
+        cfg.get('default_scope', 'densecl_plugin'))
 
 
 def build_model(cfg: Config, checkpoint: Optional[str] = None,
@@ -57,7 +65,8 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None,
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    model = MODELS.build(model_cfg)
+    with _scope(cfg):
+        model = MODELS.build(model_cfg)
     if checkpoint is None or str(checkpoint).lower() in RANDOM_INIT:
         model.init_weights()
     else:
@@ -91,6 +100,23 @@ def load_backbone_checkpoint(model: nn.Module, checkpoint: str) -> None:
             f'full state dict of the pre-training model (keys "backbone.*")')
 
 
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed ``random``, ``numpy`` and ``torch`` (CPU) inside the block and
+    restore their previous states after it, so that drawing views in the
+    middle of training leaves the training's random streams untouched."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
 def make_views(cfg: Config, image: str, seed: int = 0) -> Dict[str, Any]:
     """Run the config's train pipeline (``MultiView``) on one image.
 
@@ -98,15 +124,15 @@ def make_views(cfg: Config, image: str, seed: int = 0) -> Dict[str, Any]:
         cfg (Config): Uses ``train_dataloader.dataset.pipeline`` (or
             ``train_pipeline``).
         image (str): Path to the image.
-        seed (int): Seeds ``random``, ``numpy`` and ``torch`` before the
-            pipeline, so the views are reproducible. Defaults to 0.
+        seed (int): Seeds ``random``, ``numpy`` and ``torch`` for the
+            pipeline, so the views are reproducible; the global random states
+            are restored afterwards (see :func:`seeded`). Defaults to 0.
 
     Returns:
         dict: the packed sample, ``{'inputs': [uint8 (3, H, W) per view],
         'data_samples': ...}``.
     """
     from mmengine.dataset import Compose
-    from mmengine.runner import set_random_seed
     if not osp.isfile(image):
         raise FileNotFoundError(f'image {image!r} does not exist')
     pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get(
@@ -116,8 +142,8 @@ def make_views(cfg: Config, image: str, seed: int = 0) -> Dict[str, Any]:
                        'pipeline nor train_pipeline: expected the '
                        'LoadImageFromFile -> MultiView -> PackSelfSupInputs '
                        'train pipeline')
-    set_random_seed(seed)
-    packed = Compose(pipeline)(dict(img_path=image))
+    with seeded(seed), _scope(cfg):
+        packed = Compose(pipeline)(dict(img_path=image))
     if packed is None or len(packed.get('inputs', ())) < 2:
         raise ValueError(f'the train pipeline made '
                          f'{len((packed or {}).get("inputs", ()))} views of '
