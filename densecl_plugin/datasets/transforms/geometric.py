@@ -24,7 +24,7 @@ the record; a pure resize keeps it valid, any other geometric change does not.
 """
 import math
 from numbers import Number
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
 
 import cv2
 import mmcv

@@ -356,9 +356,9 @@ class GaussianBlur(BaseTransform):
         if isinstance(sigma, Number):
             sigma = (sigma, sigma)
         if len(sigma) != 2 or not 0 < sigma[0] <= sigma[1]:
-            raise ValueError('GaussianBlur: sigma must be a positive number or '
-                             'a (min, max) pair with 0 < min <= max, but got '
-                             f'{sigma!r}')
+            raise ValueError('GaussianBlur: sigma must be a positive number '
+                             'or a (min, max) pair with 0 < min <= max, but '
+                             f'got {sigma!r}')
         self.sigma = (float(sigma[0]), float(sigma[1]))
         self.prob = _check_prob(prob, 'GaussianBlur')
 

@@ -76,8 +76,8 @@ class MultiView(BaseTransform):
                  transforms: Sequence[PipelineCfg]) -> None:
         if (not isinstance(transforms, Sequence) or not transforms
                 or not all(isinstance(p, Sequence) for p in transforms)):
-            raise TypeError('MultiView: transforms must be a non-empty list of '
-                            'pipelines (each a list of transform configs), '
+            raise TypeError('MultiView: transforms must be a non-empty list '
+                            'of pipelines (each a list of transform configs), '
                             f'but got {transforms!r}')
         if isinstance(num_views, int):
             num_views = [num_views]

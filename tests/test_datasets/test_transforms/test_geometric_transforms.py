@@ -64,8 +64,8 @@ def test_fallback_is_torchvision_centre_crop(shape, expected):
 
 
 def test_fallback_with_ratio_in_range_is_whole_image():
-    assert RandomResizedCrop(4, max_attempts=0).sample_crop(30, 40) == (0, 0,
-                                                                       40, 30)
+    rrc = RandomResizedCrop(4, max_attempts=0)
+    assert rrc.sample_crop(30, 40) == (0, 0, 40, 30)
 
 
 @pytest.mark.parametrize('interpolation', ['bilinear', 'nearest', 'bicubic',
