@@ -123,13 +123,12 @@ def adjust_hue(img: np.ndarray, factor: float) -> np.ndarray:
     if not -0.5 <= factor <= 0.5:
         raise ValueError(f'adjust_hue: factor must be in [-0.5, 0.5], but got '
                          f'{factor!r}')
-    hsv = cv2.cvtColor(img.astype(np.float32) * (1. / 255.),
-                       cv2.COLOR_BGR2HSV)  # (H, W, 3): H in [0, 360)
-    hue = hsv[..., 0]
-    hue += 360. * factor
-    hue %= 360.
+    x = np.multiply(img, np.float32(1. / 255.), dtype=np.float32)  # (H,W,3)
+    hsv = cv2.cvtColor(x, cv2.COLOR_BGR2HSV)  # (H, W, 3): H in [0, 360)
+    # a shift in [0, 360): OpenCV wraps hues in [360, 720) (not negative ones)
+    hsv[..., 0] += (360. * factor) % 360.
     bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)  # (H, W, 3) float in [0, 1]
-    return np.clip(np.rint(bgr * 255.), 0, 255).astype(np.uint8)
+    return cv2.convertScaleAbs(bgr, alpha=255.)  # round, saturate to uint8
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:

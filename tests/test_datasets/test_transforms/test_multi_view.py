@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import DefaultScope
 from mmengine.runner import set_random_seed
 
 from densecl_plugin.datasets import SelfSupDataSample
@@ -41,6 +43,16 @@ def test_registry_finds_every_transform_and_mmcv_loader():
         assert TRANSFORMS.get(name).__module__.startswith(
             'densecl_plugin.datasets.transforms')
     assert TRANSFORMS.get('LoadImageFromFile') is MMCVLoadImageFromFile
+
+
+def test_configs_with_our_default_scope_find_the_transforms():
+    # what a Runner with default_scope='densecl_plugin' does
+    with DefaultScope.overwrite_default_scope('densecl_plugin'):
+        loader = MMENGINE_TRANSFORMS.build(dict(type='LoadImageFromFile'))
+        multi = MMENGINE_TRANSFORMS.build(
+            dict(type='MultiView', num_views=2, transforms=[VIEW]))
+    assert isinstance(loader, MMCVLoadImageFromFile)
+    assert isinstance(multi, MultiView) and len(multi.pipelines) == 2
 
 
 def test_views_are_independent_and_each_matches_its_record(real_image_paths):
