@@ -1,0 +1,176 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""Momentum-contrast plumbing shared by MoCo v2 and DenseCL."""
+import copy
+from typing import List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import Tensor, nn
+
+from densecl_plugin.registry import MODELS
+from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
+                          concat_all_gather)
+from ..utils.momentum_encoder import MomentumEncoder
+from ..utils.queue import enqueue_
+
+#: the default backbone of both algorithms: ResNet-50 C5, plain BN
+DEFAULT_BACKBONE = dict(
+    type='mmdet.ResNet',
+    depth=50,
+    out_indices=(3, ),
+    norm_cfg=dict(type='BN'),
+    zero_init_residual=False)
+#: the default data preprocessor (built from our scope)
+DEFAULT_DATA_PREPROCESSOR = dict(type='SelfSupDataPreprocessor')
+
+
+class BaseMomentumContrast(BaseModel):
+    """Query encoder, momentum key encoder, queues and shuffle-BN key forward.
+
+    Subclasses define :meth:`loss`, :meth:`predict` and
+    :meth:`_encode_key` (what the key encoder computes on the shuffled
+    batch); everything a momentum-contrast method shares lives here once:
+
+    - ``backbone``, ``neck``, ``head`` (built from our registry) and the key
+      encoder ``encoder_k`` (a :class:`MomentumEncoder` of
+      ``nn.Sequential(backbone, neck)``, paper convention for ``momentum``);
+    - queues registered with :meth:`_register_queue` (``<name>`` of shape
+      ``(D, K)``, L2-normalised random init, and ``<name>_ptr``) and filled
+      by :meth:`_dequeue_and_enqueue` with the keys of *all* ranks (one
+      all-gather for all queues);
+    - :meth:`_key_forward`: momentum update, batch shuffle across ranks, key
+      forward, unshuffle (one all-gather for all outputs).
+
+    Args:
+        backbone (dict): Backbone config.
+        neck (dict): Neck config; its ``out_channels`` must be ``feat_dim``.
+        head (dict): Head config (a :class:`ContrastiveHead`).
+        queue_len (int): Queue length ``K``.
+        feat_dim (int): Embedding dimension ``D``.
+        momentum (float): ``m`` of ``k <- m * k + (1 - m) * q``.
+        data_preprocessor (dict | nn.Module, optional): Built from our scope
+            when a dict; None gives MMEngine's ``BaseDataPreprocessor``.
+        init_cfg (dict, optional): Initialization config.
+
+    Raises:
+        ValueError: on a non-positive ``queue_len``/``feat_dim`` or a neck
+            whose ``out_channels`` is not ``feat_dim``.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 queue_len: int,
+                 feat_dim: int,
+                 momentum: float,
+                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(copy.deepcopy(data_preprocessor))
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
+        name = type(self).__name__
+        for key, value in (('queue_len', queue_len), ('feat_dim', feat_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or value < 1:
+                raise ValueError(f'{name}: {key} must be a positive int, '
+                                 f'got {value!r}')
+        self.backbone = MODELS.build(copy.deepcopy(backbone))
+        self.neck = MODELS.build(copy.deepcopy(neck))
+        self.head = MODELS.build(copy.deepcopy(head))
+        out_channels = getattr(self.neck, 'out_channels', feat_dim)
+        if out_channels != feat_dim:
+            raise ValueError(f'{name}: feat_dim={feat_dim} but the neck '
+                             f'{type(self.neck).__name__} has out_channels='
+                             f'{out_channels}; they must be equal')
+        self.K = queue_len
+        self.D = feat_dim
+        self.encoder_k = MomentumEncoder(
+            nn.Sequential(self.backbone, self.neck), momentum)
+        self.queue_names: List[str] = []
+
+    def _register_queue(self, name: str) -> None:
+        """Register the queue ``name`` ``(D, K)`` and its pointer."""
+        queue = F.normalize(torch.randn(self.D, self.K), dim=0)  # DxK
+        self.register_buffer(name, queue)
+        self.register_buffer(f'{name}_ptr', torch.zeros(1, dtype=torch.long))
+        self.queue_names.append(name)
+
+    @torch.no_grad()
+    def _dequeue_and_enqueue(self, **keys: Tensor) -> None:
+        """Enqueue the keys of all ranks, in rank order, into each queue.
+
+        Args:
+            **keys (Tensor): ``queue_name=keys`` with keys of shape
+                ``(N, D)``; all are gathered in a single all-gather.
+        """
+        names = list(keys)
+        packed = torch.cat([keys[n] for n in names], dim=1)  # Nx(D*len)
+        packed = concat_all_gather(packed)  # (world*N)x(D*len)
+        for name, k in zip(names, packed.split(self.D, dim=1)):
+            enqueue_(getattr(self, name), getattr(self, f'{name}_ptr'), k)
+
+    @torch.no_grad()
+    def _key_forward(self, im_k: Tensor) -> List[Tensor]:
+        """Momentum-update the key encoder and encode ``im_k`` with shuffle BN.
+
+        Args:
+            im_k (Tensor): Key view, shape ``(N, 3, H, W)``.
+
+        Returns:
+            list[Tensor]: :meth:`_encode_key`'s outputs in the order of
+            ``im_k``.
+        """
+        self.encoder_k.update(nn.Sequential(self.backbone, self.neck))
+        im_k, idx_unshuffle = batch_shuffle_ddp(im_k)  # Nx3xHxW
+        outs = self._encode_key(im_k)
+        return batch_unshuffle_ddp(outs, idx_unshuffle)
+
+    def _encode_key(self, im_k: Tensor) -> Sequence[Tensor]:
+        """What the key encoder computes; each output of shape ``(N, ...)``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _views(inputs: Sequence[Tensor], who: str) -> List[Tensor]:
+        """Check that ``inputs`` holds at least two ``(N, 3, H, W)`` views."""
+        if (not isinstance(inputs, (list, tuple)) or len(inputs) < 2
+                or not all(isinstance(v, Tensor) and v.dim() == 4
+                           for v in inputs)
+                or len({v.shape[0] for v in inputs}) != 1):
+            got = ([tuple(v.shape) if isinstance(v, Tensor) else type(v)
+                    for v in inputs] if isinstance(inputs, (list, tuple))
+                   else type(inputs).__name__)
+            raise ValueError(f'{who}.loss expects inputs as a list of >= 2 '
+                             f'views, each (N, 3, H, W) with the same N, got '
+                             f'{got}')
+        return list(inputs)
+
+    def extract_feat(self, inputs: Union[Tensor, Sequence[Tensor]]):
+        """Backbone features of ``inputs`` (of its first view if a list)."""
+        if isinstance(inputs, (list, tuple)):
+            inputs = inputs[0]
+        return self.backbone(inputs)
+
+    def forward(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """MMEngine's three modes.
+
+        Args:
+            inputs (Tensor | list[Tensor]): The views, each ``(N, 3, H, W)``
+                (``'tensor'`` and ``'predict'`` use the first, or a tensor).
+            data_samples (list, optional): Data samples. Defaults to None.
+            mode (str): ``'tensor'`` (backbone features), ``'loss'`` (dict of
+                losses) or ``'predict'``. Defaults to ``'tensor'``.
+        """
+        if mode == 'tensor':
+            return self.extract_feat(inputs)
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise ValueError(f'{type(self).__name__}: invalid mode {mode!r}; '
+                         f"expected 'tensor', 'loss' or 'predict'")

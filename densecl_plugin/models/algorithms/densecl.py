@@ -1,0 +1,238 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""DenseCL: Dense Contrastive Learning (Wang et al., CVPR 2021)."""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densecl_plugin.registry import MODELS
+from ..utils.correspondence import mutual_best_matches
+from ..utils.feature_map import last_feature_map
+from .base import (DEFAULT_BACKBONE, DEFAULT_DATA_PREPROCESSOR,
+                   BaseMomentumContrast)
+
+
+@MODELS.register_module()
+class DenseCL(BaseMomentumContrast):
+    """DenseCL: MoCo v2 plus a dense, cell-to-cell contrastive loss.
+
+    "Dense Contrastive Learning for Self-Supervised Visual Pre-Training"
+    (Wang et al., CVPR 2021, https://arxiv.org/abs/2011.09157); algorithm as
+    in the authors' code (WXinlong/DenseCL), with ``num_grid`` working (the
+    matching features are pooled to the neck's grid) and no unused work.
+
+    Per step, with N images, an S x S grid (S^2 cells), D-dim embeddings and
+    queues of length K:
+
+    - single loss: InfoNCE of the global query ``q`` against its key ``k``
+      and ``queue`` (K image-level keys);
+    - dense loss: each query cell is matched to the key cell whose
+      L2-normalised backbone feature is most similar (:meth:`_match`), and
+      InfoNCE of the dense query ``q_grid`` against the matched ``k_grid``
+      and ``queue2`` (K *image-level* pooled dense keys, pooled before L2
+      normalisation);
+    - losses ``loss_single = (1 - lambda) * CE_single``, ``loss_dense =
+      lambda * CE_dense``; both queues are filled with the keys of all ranks.
+
+    Matching modes (``matching``): ``'feature'`` (the paper: argmax cosine
+    similarity of C5 features) and ``'mutual'`` (only pairs that are each
+    other's best match enter the dense loss). To add a mode, add its name to
+    :attr:`MATCHING_MODES` and define ``_match_<name>(q_b, k_b,
+    data_samples)`` with the contract of :meth:`_match`.
+
+    Args:
+        backbone (dict, optional): Backbone config; its last output must be
+            a 4-D map. Defaults to None: ``dict(type='mmdet.ResNet',
+            depth=50, out_indices=(3,), norm_cfg=dict(type='BN'),
+            zero_init_residual=False)``.
+        neck (dict, optional): Neck config. Defaults to None:
+            ``dict(type='DenseCLNeck', in_channels=2048, hid_channels=2048,
+            out_channels=128, num_grid=None)``.
+        head (dict, optional): Head config. Defaults to None:
+            ``dict(type='ContrastiveHead', temperature=0.2)``.
+        queue_len (int): ``K``. Defaults to 65536.
+        feat_dim (int): ``D``. Defaults to 128.
+        momentum (float): ``m`` in ``k <- m * k + (1 - m) * q`` (paper
+            convention). Defaults to 0.999.
+        loss_lambda (float): ``lambda``, weight of the dense loss, in [0, 1].
+            Defaults to 0.5.
+        matching (str): ``'feature'`` or ``'mutual'``. Defaults to
+            ``'feature'``.
+        data_preprocessor (dict | nn.Module, optional): Defaults to
+            ``dict(type='SelfSupDataPreprocessor')``; None gives MMEngine's
+            ``BaseDataPreprocessor``.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    #: the names accepted by ``matching``; ``_match_<name>`` implements each
+    MATCHING_MODES: Tuple[str, ...] = ('feature', 'mutual')
+
+    def __init__(self,
+                 backbone: Optional[dict] = None,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
+                 queue_len: int = 65536,
+                 feat_dim: int = 128,
+                 momentum: float = 0.999,
+                 loss_lambda: float = 0.5,
+                 matching: str = 'feature',
+                 data_preprocessor: Optional[Union[
+                     dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
+                 init_cfg: Optional[dict] = None) -> None:
+        if neck is None:
+            neck = dict(type='DenseCLNeck', in_channels=2048,
+                        hid_channels=2048, out_channels=feat_dim,
+                        num_grid=None)
+        super().__init__(
+            backbone=DEFAULT_BACKBONE if backbone is None else backbone,
+            neck=neck,
+            head=(dict(type='ContrastiveHead', temperature=0.2)
+                  if head is None else head),
+            queue_len=queue_len,
+            feat_dim=feat_dim,
+            momentum=momentum,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        if isinstance(loss_lambda, bool) or not isinstance(
+                loss_lambda, (int, float)) or not 0 <= loss_lambda <= 1:
+            raise ValueError(f'DenseCL: loss_lambda must be in [0, 1], got '
+                             f'{loss_lambda!r}')
+        if matching not in self.MATCHING_MODES:
+            raise ValueError(f'DenseCL: matching must be one of '
+                             f'{self.MATCHING_MODES}, got {matching!r}')
+        self.loss_lambda = float(loss_lambda)
+        self.matching = matching
+        self.num_grid: Optional[int] = getattr(self.neck, 'num_grid', None)
+        self._register_queue('queue')  # DxK image-level keys k
+        self._register_queue('queue2')  # DxK pooled dense keys k2
+
+    def _match_features(self, x_b: Tensor) -> Tensor:
+        """Backbone map -> matching features: pooled to the neck's grid
+        (when ``num_grid`` is set), L2-normalised per cell.
+
+        Args:
+            x_b (Tensor): Backbone map, shape ``(N, C, H, W)``.
+
+        Returns:
+            Tensor: Shape ``(N, C, S_h, S_w)``, unit norm along ``C``.
+        """
+        if self.num_grid is not None:
+            x_b = F.adaptive_avg_pool2d(x_b, self.num_grid)  # NxCxSxS
+        return F.normalize(x_b, dim=1)  # NxCxS_hxS_w
+
+    def _encode_key(self, im_k: Tensor) -> Tuple[Tensor, ...]:
+        """Key encoder on the (shuffled) key view.
+
+        Returns:
+            tuple[Tensor, ...]: ``k`` ``(N, D)``, ``k_grid`` ``(N, D,
+            S^2)``, ``k2`` ``(N, D)`` (all L2-normalised along D) and the
+            matching features ``k_b`` ``(N, C, S_h, S_w)``.
+        """
+        backbone_k, neck_k = self.encoder_k.module
+        k_b = last_feature_map(backbone_k(im_k), 'DenseCL')  # NxCxHxW
+        k, k_grid, k2 = neck_k((k_b, ))  # NxD, NxDxS^2, NxD
+        k = F.normalize(k, dim=1)  # NxD
+        k_grid = F.normalize(k_grid, dim=1)  # NxDxS^2
+        k2 = F.normalize(k2, dim=1)  # NxD: pooled first, then normalised
+        return k, k_grid, k2, self._match_features(k_b)
+
+    def _match(self, q_b: Tensor, k_b: Tensor,
+               data_samples: Optional[list]) -> Tuple[Tensor, Optional[Tensor]]:
+        """Match every query cell to a key cell.
+
+        Args:
+            q_b (Tensor): Query matching features ``(N, C, S_h, S_w)``, unit
+                norm along C (see :meth:`_match_features`).
+            k_b (Tensor): Key matching features, same shape.
+            data_samples (list, optional): The batch's data samples (their
+                metainfo ``views`` hold the crop geometry).
+
+        Returns:
+            tuple[Tensor, Tensor | None]: ``ind`` (long ``(N, S^2)``: the
+            key cell matched to each query cell, cells in row-major order)
+            and ``valid`` (bool ``(N, S^2)``: which query cells enter the
+            dense loss; None for all).
+        """
+        with torch.no_grad(), torch.autocast(q_b.device.type, enabled=False):
+            q_b = q_b.detach().float().flatten(2)  # NxCxS^2
+            k_b = k_b.float().flatten(2)  # NxCxS^2
+            return getattr(self, f'_match_{self.matching}')(q_b, k_b,
+                                                            data_samples)
+
+    @staticmethod
+    def _match_feature(q_b: Tensor, k_b: Tensor,
+                       data_samples: Optional[list]) -> Tuple[Tensor, None]:
+        """The paper's matching: argmax cosine similarity, query -> key."""
+        sim = torch.bmm(q_b.transpose(1, 2), k_b)  # NxS^2xS^2
+        return sim.argmax(dim=2), None  # NxS^2
+
+    @staticmethod
+    def _match_mutual(q_b: Tensor, k_b: Tensor,
+                      data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
+        """Argmax matching, keeping only mutual best matches."""
+        sim = torch.bmm(q_b.transpose(1, 2), k_b)  # NxS^2xS^2
+        ind, _, mutual = mutual_best_matches(sim)  # NxS^2 each
+        return ind, mutual
+
+    def loss(self, inputs: List[Tensor],
+             data_samples: Optional[list] = None) -> dict:
+        """The two DenseCL losses of one batch, and the queue update.
+
+        Args:
+            inputs (list[Tensor]): Two views ``im_q, im_k``, each ``(N, 3,
+                H, W)`` (further views are ignored).
+            data_samples (list, optional): Data samples. Defaults to None.
+
+        Returns:
+            dict[str, Tensor]: ``loss_single`` and ``loss_dense``.
+        """
+        im_q, im_k = self._views(inputs, 'DenseCL')[:2]  # Nx3xHxW each
+        q_b = last_feature_map(self.backbone(im_q), 'DenseCL')  # NxCxHxW
+        q, q_grid, _ = self.neck((q_b, ))  # NxD, NxDxS^2 (q2 is not needed)
+        q = F.normalize(q, dim=1)  # NxD
+        q_grid = F.normalize(q_grid, dim=1)  # NxDxS^2
+        with torch.no_grad():
+            q_b = self._match_features(q_b.detach())  # NxCxS_hxS_w
+
+        k, k_grid, k2, k_b = self._key_forward(im_k)  # NxD, NxDxS^2, NxD, ..
+
+        loss_single = self.head.loss_queue(q, k, self.queue)
+
+        ind, valid = self._match(q_b, k_b, data_samples)  # NxS^2, NxS^2
+        k_grid = k_grid.gather(2, ind[:, None, :].expand(
+            -1, k_grid.shape[1], -1))  # NxDxS^2: matched key cells
+        q_dense = q_grid.transpose(1, 2).reshape(-1, self.D)  # (N*S^2)xD
+        k_dense = k_grid.transpose(1, 2).reshape(-1, self.D)  # (N*S^2)xD
+        loss_dense = self.head.loss_queue(
+            q_dense, k_dense, self.queue2,
+            None if valid is None else valid.reshape(-1))
+
+        self._dequeue_and_enqueue(queue=k, queue2=k2)
+        lam = self.loss_lambda
+        return dict(loss_single=loss_single * (1 - lam),
+                    loss_dense=loss_dense * lam)
+
+    def predict(self, inputs: Union[Tensor, Sequence[Tensor]],
+                data_samples: Optional[list] = None):
+        """The L2-normalised dense backbone map of the (first) view.
+
+        Args:
+            inputs (Tensor | Sequence[Tensor]): A view ``(N, 3, H, W)`` or a
+                list of views (the first is used).
+            data_samples (list, optional): Data samples. Defaults to None.
+
+        Returns:
+            Tensor | list: Without ``data_samples``, a tensor ``(N, C,
+            S^2)`` (pooled to ``num_grid`` when set, unit norm along C);
+            with them, the data samples, each given a field ``dense_feat``
+            of shape ``(C, S^2)``.
+        """
+        feats = self.extract_feat(inputs)
+        x_b = last_feature_map(feats, 'DenseCL')  # NxCxHxW
+        dense = self._match_features(x_b).flatten(2)  # NxCxS^2
+        if data_samples is None:
+            return dense
+        for sample, feat in zip(data_samples, dense):
+            sample.set_field(feat, 'dense_feat')
+        return data_samples
