@@ -1,1 +1,3 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
+"""Engine: hooks (and, later, loops and optimizer helpers)."""
+from .hooks import *  # noqa: F401,F403

@@ -1,0 +1,141 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""DenseCLHook in a real Runner: warm-up, restore, and right after resume."""
+import os.path as osp
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as torch_dist
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+from densecl_plugin.engine.hooks import DenseCLHook
+
+TINY_DENSECL = dict(
+    type='DenseCL',
+    backbone=dict(type='mmdet.ResNet', depth=18, base_channels=8,
+                  out_indices=(3, ), norm_cfg=dict(type='BN')),
+    neck=dict(type='DenseCLNeck', in_channels=64, hid_channels=16,
+              out_channels=8),
+    queue_len=8, feat_dim=8, loss_lambda=0.5, data_preprocessor=None)
+
+
+class TwoViews(Dataset):
+    """Random two-view samples, already in the model's input format."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(i)
+        return dict(inputs=[torch.randn(3, 64, 64, generator=g)
+                            for _ in range(2)])
+
+
+class LambdaProbe(Hook):
+    """Records the weight each iteration trains with, and its dense loss."""
+
+    priority = 'LOW'  # after DenseCLHook (NORMAL) in before_train_iter
+
+    def __init__(self):
+        self.lambdas, self.dense = {}, {}
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.lambdas[runner.iter] = runner.model.loss_lambda
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.dense[runner.iter] = outputs['loss_dense'].detach().item()
+
+
+def _run(work_dir, max_iters, start_iters, resume=False):
+    probe = LambdaProbe()
+    runner = Runner(
+        model=dict(TINY_DENSECL),
+        work_dir=work_dir,
+        train_dataloader=dict(
+            dataset=TwoViews(), batch_size=2, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                            interval=max_iters),
+            logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[dict(type='DenseCLHook', start_iters=start_iters),
+                      probe],
+        resume=resume,
+        default_scope='densecl_plugin',
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        log_level='WARNING')
+    runner.train()
+    return probe
+
+
+def test_warmup_then_configured_lambda_and_after_resume(tmp_path):
+    work_dir = str(tmp_path)
+    probe = _run(work_dir, max_iters=3, start_iters=2)
+    assert probe.lambdas == {0: 0., 1: 0., 2: 0.5}
+    assert probe.dense[0] == probe.dense[1] == 0. and probe.dense[2] > 0
+    assert osp.exists(osp.join(work_dir, 'iter_3.pth'))
+    # a fresh runner resumes at iter 3 >= start_iters: lambda must be the
+    # configured one on the very first resumed iteration
+    probe = _run(work_dir, max_iters=5, start_iters=2, resume=True)
+    assert probe.lambdas == {3: 0.5, 4: 0.5}
+    # resuming inside the warm-up keeps it off until start_iters
+    probe = _run(work_dir, max_iters=7, start_iters=6, resume=True)
+    assert probe.lambdas == {5: 0., 6: 0.5}
+
+
+def test_configured_lambda_is_remembered_not_reread():
+    from densecl_plugin.registry import MODELS
+    model = MODELS.build(dict(TINY_DENSECL, loss_lambda=0.3))
+    runner = SimpleNamespace(model=model, iter=0)
+    hook = DenseCLHook(start_iters=2)
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
+    assert model.loss_lambda == 0.
+    hook.before_train(runner)  # e.g. train() called again: not re-read as 0
+    runner.iter = 2
+    hook.before_train_iter(runner, 0)
+    assert model.loss_lambda == 0.3
+    fixed = DenseCLHook(start_iters=0, loss_lambda=0.7)
+    fixed.before_train(runner)
+    fixed.before_train_iter(runner, 0)
+    assert model.loss_lambda == 0.7
+
+
+def test_ddp_wrapped_model():
+    from mmengine.model import MMDistributedDataParallel
+
+    from densecl_plugin.registry import MODELS
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    torch_dist.init_process_group('gloo', rank=0, world_size=1,
+                                  init_method=f'tcp://127.0.0.1:{port}')
+    try:
+        model = MODELS.build(dict(TINY_DENSECL))
+        runner = SimpleNamespace(model=MMDistributedDataParallel(model),
+                                 iter=0)
+        hook = DenseCLHook(start_iters=1)
+        hook.before_train(runner)
+        hook.before_train_iter(runner, 0)
+        assert model.loss_lambda == 0.
+        runner.iter = 1
+        hook.before_train_iter(runner, 1)
+        assert model.loss_lambda == 0.5
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_bad_arguments_and_model():
+    with pytest.raises(ValueError, match='start_iters'):
+        DenseCLHook(start_iters=-1)
+    with pytest.raises(ValueError, match='loss_lambda'):
+        DenseCLHook(loss_lambda=2.)
+    with pytest.raises(TypeError, match='loss_lambda` attribute'):
+        DenseCLHook().before_train(SimpleNamespace(model=torch.nn.Linear(1, 1)))
