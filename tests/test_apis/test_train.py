@@ -29,8 +29,12 @@ def _train_main():
 
 
 def _tiny_config(base: str, image_dir: str, out: str, max_iters: int,
-                 start_iters: int = 2) -> str:
-    """The CPU config shrunk to seconds: 32 px views, batch 4, K=12."""
+                 start_iters: int = 2, schedule_iters: int = 4) -> str:
+    """The CPU config shrunk to seconds: 32 px views, batch 4, K=12.
+
+    The cosine schedule spans ``schedule_iters``; training stops after
+    ``max_iters`` (fewer to simulate a crash).
+    """
     cfg = Config.fromfile(base)
     cfg.train_dataloader.batch_size = 4
     cfg.train_dataloader.dataset.data_root = image_dir
@@ -39,7 +43,7 @@ def _tiny_config(base: str, image_dir: str, out: str, max_iters: int,
             t.size = 32
     cfg.model.queue_len = 12  # does not divide the batch: wraps
     cfg.train_cfg.max_iters = max_iters
-    cfg.param_scheduler[0].T_max = cfg.param_scheduler[0].end = max_iters
+    cfg.param_scheduler[0].T_max = cfg.param_scheduler[0].end = schedule_iters
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 2
     cfg.default_hooks.checkpoint.max_keep_ckpts = -1
