@@ -62,6 +62,11 @@ fi
 say "installing mmdet, mmseg, test tools and densecl_plugin (editable)"
 "${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt
 "${PIP[@]}" --no-build-isolation --no-deps -e .
+# `mim train densecl_plugin CONFIG` looks for <distribution location>/densecl_plugin/.mim/tools/train.py.
+# A PEP 660 editable install puts the distribution in site-packages with no package folder there, so
+# link the package folder in (the same files the editable finder serves).
+site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+[ -e "$site/densecl_plugin" ] || ln -s "$PWD/densecl_plugin" "$site/densecl_plugin"
 "$PY" -c 'import densecl_plugin, mmdet, mmseg; print("densecl_plugin", densecl_plugin.__version__, "ready")'
 rm -f "$VENV"/.densecl_plugin-env-*
 touch "$stamp"
