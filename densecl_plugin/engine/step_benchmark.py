@@ -1,0 +1,320 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""Step time and peak memory of DenseCL against MoCo v2 (same everything).
+
+Used by ``tools/analysis/benchmark_step.py``. Both models get the same
+backbone (same weights), batch, input size and queue length; their full
+training steps (forward, backward, SGD step) are run *interleaved*, in
+alternating order, so that a shared or throttling machine slows both alike,
+and the medians are compared. Peak memory is measured per step in separate,
+untimed passes:
+
+- CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated
+  before the step;
+- CPU (Linux/glibc): the resident-set high-water mark above the resident
+  set before the step. The mark is reset through ``/proc/self/clear_refs``
+  and glibc is told (``mallopt``) to serve every allocation of 64 KiB or
+  more with its own ``mmap``, so freed tensors leave the resident set at
+  once; elsewhere the CPU figure is None.
+"""
+import contextlib
+import ctypes
+import math
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densecl_plugin.models.losses import queue_infonce_loss
+
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _proc_status_bytes(key: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) * 1024  # kB
+    raise KeyError(key)
+
+
+@contextlib.contextmanager
+def _cpu_peak_probe():
+    """Yield a ``(reset, peak)`` pair of callables for the CPU, or None.
+
+    While open, glibc serves allocations of 64 KiB or more with their own
+    ``mmap`` (so a freed tensor leaves the resident set at once); on exit
+    the threshold goes to 32 MiB, glibc's own upper bound for its dynamic
+    threshold, so that later code is not slowed by page faults.
+    """
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 16)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        _proc_status_bytes('VmHWM')
+    except (OSError, AttributeError, KeyError):
+        yield None
+        return
+
+    def reset() -> int:
+        libc.malloc_trim(0)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # VmHWM <- VmRSS
+        return _proc_status_bytes('VmRSS')
+
+    try:
+        yield reset, lambda: _proc_status_bytes('VmHWM')
+    finally:
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+
+
+def peak_memory(fn: Callable[[], object],
+                device: torch.device) -> Optional[int]:
+    """Bytes that ``fn()`` needs at its peak above what was in use before.
+
+    Args:
+        fn (Callable): The work to measure.
+        device (torch.device): Where it runs.
+
+    Returns:
+        int | None: The peak in bytes; None on a CPU without the Linux /
+        glibc facilities described in the module docstring.
+    """
+    if device.type == 'cuda':
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    with _cpu_peak_probe() as probe:
+        if probe is None:
+            return None
+        reset, peak = probe
+        base = reset()
+        fn()
+        return peak() - base
+
+
+def build_models(depth: int = 50, queue_len: int = 65536,
+                 feat_dim: int = 128, device: str = 'cpu',
+                 seed: int = 0) -> Dict[str, nn.Module]:
+    """DenseCL and MoCo v2 with the same ResNet (same weights) and queue.
+
+    Args:
+        depth (int): ResNet depth (18, 34, 50, 101). Defaults to 50.
+        queue_len (int): ``K``. Defaults to 65536.
+        feat_dim (int): ``D``. Defaults to 128.
+        device (str): Defaults to ``'cpu'``.
+        seed (int): Initialisation seed. Defaults to 0.
+
+    Returns:
+        dict[str, nn.Module]: ``{'DenseCL': ..., 'MoCoV2': ...}`` in train
+        mode.
+    """
+    from densecl_plugin.models import DenseCL, MoCoV2
+    C = 512 if depth < 50 else 2048
+    backbone = dict(type='mmdet.ResNet', depth=depth, out_indices=(3, ),
+                    norm_cfg=dict(type='BN'), zero_init_residual=False)
+    common = dict(backbone=backbone, queue_len=queue_len, feat_dim=feat_dim,
+                  head=dict(type='ContrastiveHead', temperature=0.2),
+                  data_preprocessor=None)
+    torch.manual_seed(seed)
+    densecl = DenseCL(neck=dict(type='DenseCLNeck', in_channels=C,
+                                hid_channels=C, out_channels=feat_dim),
+                      **common)
+    mocov2 = MoCoV2(neck=dict(type='MoCoV2Neck', in_channels=C,
+                              hid_channels=C, out_channels=feat_dim),
+                    **common)
+    densecl.init_weights()
+    mocov2.backbone.load_state_dict(densecl.backbone.state_dict())
+    mocov2.neck.mlp.load_state_dict(densecl.neck.mlp.state_dict())
+    return {name: m.to(device).train()
+            for name, m in (('DenseCL', densecl), ('MoCoV2', mocov2))}
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+               views: List[Tensor], amp: bool = False) -> float:
+    """One full training step; returns the summed loss."""
+    optimizer.zero_grad(set_to_none=True)
+    device = views[0].device
+    ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if amp else
+           contextlib.nullcontext())
+    with ctx:
+        losses = model(views, mode='loss')
+    loss = sum(losses.values())
+    loss.backward()
+    optimizer.step()
+    _sync(device)
+    return float(loss.detach())
+
+
+def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
+                     queue_len: int = 65536, iters: int = 10,
+                     warmup: int = 2, device: str = 'cpu',
+                     amp: bool = False, log: Callable = print) -> dict:
+    """Median step time and peak step memory of DenseCL and MoCo v2.
+
+    Args:
+        depth (int): ResNet depth. Defaults to 50.
+        batch (int): Images per step. Defaults to 8.
+        size (int): Square input side in pixels. Defaults to 224.
+        queue_len (int): ``K``. Defaults to 65536.
+        iters (int): Timed steps per model. Defaults to 10.
+        warmup (int): Untimed steps per model first. Defaults to 2.
+        device (str): Defaults to ``'cpu'``.
+        amp (bool): bf16 autocast. Defaults to False.
+        log (Callable): Progress printer. Defaults to ``print``.
+
+    Returns:
+        dict: Per model ``times`` (s), ``median`` (s), ``peak`` (bytes or
+        None); and the ratios ``time_ratio`` and ``peak_ratio``
+        (DenseCL / MoCo v2).
+    """
+    dev = torch.device(device)
+    models = build_models(depth, queue_len, device=device)
+    optims = {n: torch.optim.SGD(m.parameters(), lr=0.03, momentum=0.9,
+                                 weight_decay=1e-4)
+              for n, m in models.items()}
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(batch, 3, size, size, generator=g).to(dev)
+             for _ in range(2)]
+    names = list(models)
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for i in range(warmup + iters):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            _sync(dev)
+            t0 = time.perf_counter()
+            train_step(models[name], optims[name], views, amp)
+            dt = time.perf_counter() - t0
+            if i >= warmup:
+                times[name].append(dt)
+        log(f'step {i + 1}/{warmup + iters}: ' + ', '.join(
+            f'{n} {times[n][-1] if i >= warmup else dt:.3f}s' for n in names))
+    result = {}
+    for name in names:
+        peaks = [peak_memory(lambda: train_step(models[name], optims[name],
+                                                views, amp), dev)
+                 for _ in range(2)]
+        result[name] = dict(times=times[name],
+                            median=statistics.median(times[name]),
+                            peak=peaks[-1])
+    dc, mc = result['DenseCL'], result['MoCoV2']
+    result['time_ratio'] = dc['median'] / mc['median']
+    result['peak_ratio'] = (dc['peak'] / mc['peak']
+                            if dc['peak'] and mc['peak'] else None)
+    result['config'] = dict(depth=depth, batch=batch, size=size,
+                            queue_len=queue_len, iters=iters, warmup=warmup,
+                            device=device, amp=amp,
+                            threads=torch.get_num_threads())
+    return result
+
+
+def plain_infonce(q: Tensor, k: Tensor, queue: Tensor, T: float) -> Tensor:
+    """The textbook loss ``CE(cat([l_pos, l_neg]) / T, 0)``, for comparison."""
+    l_pos = (q * k).sum(dim=1, keepdim=True)  # Mx1
+    l_neg = q @ queue  # MxK
+    logits = torch.cat([l_pos, l_neg], dim=1) / T  # Mx(1+K)
+    labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, labels)
+
+
+def benchmark_dense_loss(M: int, K: int = 65536, D: int = 128,
+                         iters: int = 5, device: str = 'cpu') -> dict:
+    """Time and peak memory of the dense loss (forward + backward), plain
+    ``cross_entropy`` against :func:`queue_infonce_loss`.
+
+    Args:
+        M (int): Rows, ``N * S^2`` (1568 for N=32 at 224 px).
+        K (int): Queue length. Defaults to 65536.
+        D (int): Feature dimension. Defaults to 128.
+        iters (int): Timed repetitions (median). Defaults to 5.
+        device (str): Defaults to ``'cpu'``.
+
+    Returns:
+        dict: ``{'plain': {...}, 'frugal': {...}}``, each with ``median``
+        (s), ``peak`` (bytes or None) and ``loss``; and ``max_abs_diff`` of
+        the two losses.
+    """
+    dev = torch.device(device)
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(M, D, generator=g), dim=1).to(dev)
+    k = F.normalize(torch.randn(M, D, generator=g), dim=1).to(dev)
+    queue = F.normalize(torch.randn(D, K, generator=g), dim=0).to(dev)
+    fns = dict(plain=plain_infonce,
+               frugal=lambda *a: queue_infonce_loss(*a))
+
+    def run(fn) -> float:
+        q_ = q.clone().requires_grad_(True)
+        loss = fn(q_, k, queue, 0.2)
+        loss.backward()
+        _sync(dev)
+        return float(loss.detach())
+
+    out = {}
+    for name, fn in fns.items():
+        run(fn)  # warm-up
+        ts = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            loss = run(fn)
+            ts.append(time.perf_counter() - t0)
+        out[name] = dict(median=statistics.median(ts), loss=loss,
+                         peak=peak_memory(lambda: run(fn), dev))
+    out['max_abs_diff'] = abs(out['plain']['loss'] - out['frugal']['loss'])
+    out['config'] = dict(M=M, K=K, D=D, iters=iters, device=device)
+    return out
+
+
+def grid_cells(size: int, stride: int = 32) -> int:
+    """``S^2`` of a ResNet C5 map for a square ``size`` input."""
+    return math.ceil(size / stride) ** 2
+
+
+def _mib(n: Optional[int]) -> str:
+    return 'n/a' if n is None else f'{n / 2**20:.1f} MiB'
+
+
+def format_report(steps: Optional[dict] = None,
+                  dense: Optional[dict] = None) -> str:
+    """Human-readable summary of :func:`benchmark_models` and
+    :func:`benchmark_dense_loss` results."""
+    lines = []
+    if steps is not None:
+        c = steps['config']
+        lines.append(
+            f"ResNet-{c['depth']}, batch {c['batch']}, {c['size']} px, "
+            f"K={c['queue_len']}, {c['device']}"
+            f"{' bf16 autocast' if c['amp'] else ' fp32'}, "
+            f"{c['threads']} threads, {c['iters']} interleaved steps each "
+            f"after {c['warmup']} warm-up")
+        for name in ('DenseCL', 'MoCoV2'):
+            r = steps[name]
+            lines.append(f"  {name:8s} median step {r['median']:.3f} s   "
+                         f"peak step memory {_mib(r['peak'])}")
+        ratio = steps['peak_ratio']
+        lines.append(f"  DenseCL / MoCo v2: time x{steps['time_ratio']:.3f}, "
+                     f"peak memory "
+                     f"{'n/a' if ratio is None else f'x{ratio:.3f}'}")
+    if dense is not None:
+        c = dense['config']
+        lines.append(f"Dense loss alone (forward + backward), M={c['M']} "
+                     f"rows, K={c['K']}, D={c['D']}, {c['device']}:")
+        for name in ('plain', 'frugal'):
+            r = dense[name]
+            lines.append(f"  {name:6s} {r['median'] * 1e3:8.1f} ms   peak "
+                         f"{_mib(r['peak'])}")
+        lines.append(f"  |loss_plain - loss_frugal| = "
+                     f"{dense['max_abs_diff']:.2e}")
+        if steps is not None:
+            share = dense['frugal']['median'] / steps['DenseCL']['median']
+            lines.append(f"  share of the DenseCL step: {100 * share:.1f} %")
+    return '\n'.join(lines)
