@@ -13,7 +13,8 @@ import json
 import os
 import os.path as osp
 import random
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 import torch
@@ -117,12 +118,15 @@ def seeded(seed: int):
         torch.set_rng_state(states[2])
 
 
-def make_views(cfg: Config, image: str, seed: int = 0) -> Dict[str, Any]:
-    """Run the config's train pipeline (``MultiView``) on one image.
+def make_views(source: Union[Config, Callable], image: str,
+               seed: int = 0) -> Dict[str, Any]:
+    """Run a train pipeline (``MultiView``) on one image.
 
     Args:
-        cfg (Config): Uses ``train_dataloader.dataset.pipeline`` (or
-            ``train_pipeline``).
+        source (Config | Callable): A config, whose
+            ``train_dataloader.dataset.pipeline`` (or ``train_pipeline``) is
+            built in the config's scope; or an already built pipeline (e.g.
+            the Runner's ``train_dataloader.dataset.pipeline``).
         image (str): Path to the image.
         seed (int): Seeds ``random``, ``numpy`` and ``torch`` for the
             pipeline, so the views are reproducible; the global random states
@@ -135,15 +139,23 @@ def make_views(cfg: Config, image: str, seed: int = 0) -> Dict[str, Any]:
     from mmengine.dataset import Compose
     if not osp.isfile(image):
         raise FileNotFoundError(f'image {image!r} does not exist')
-    pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get(
-        'pipeline', cfg.get('train_pipeline'))
-    if pipeline is None:
-        raise KeyError('the config has neither train_dataloader.dataset.'
-                       'pipeline nor train_pipeline: expected the '
-                       'LoadImageFromFile -> MultiView -> PackSelfSupInputs '
-                       'train pipeline')
-    with seeded(seed), _scope(cfg):
-        packed = Compose(pipeline)(dict(img_path=image))
+    if isinstance(source, Config):
+        pipeline = source.get('train_dataloader', {}).get('dataset', {}).get(
+            'pipeline', source.get('train_pipeline'))
+        if pipeline is None:
+            raise KeyError('the config has neither train_dataloader.dataset.'
+                           'pipeline nor train_pipeline: expected the '
+                           'LoadImageFromFile -> MultiView -> '
+                           'PackSelfSupInputs train pipeline')
+        with _scope(source):
+            pipeline = Compose(pipeline)
+    elif callable(source):
+        pipeline = source
+    else:
+        raise TypeError(f'make_views needs a Config or a built pipeline, got '
+                        f'{type(source).__name__}')
+    with seeded(seed):
+        packed = pipeline(dict(img_path=image))
     if packed is None or len(packed.get('inputs', ())) < 2:
         raise ValueError(f'the train pipeline made '
                          f'{len((packed or {}).get("inputs", ()))} views of '

@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densecl_plugin.registry import MODELS
-from ..utils.correspondence import mutual_best_matches
+from ..utils.correspondence import (correspondence_accuracy,
+                                    geometric_correspondence_from_samples,
+                                    mutual_best_matches)
 from ..utils.feature_map import last_feature_map
 from .base import (DEFAULT_BACKBONE, DEFAULT_DATA_PREPROCESSOR,
                    BaseMomentumContrast)
@@ -36,8 +38,11 @@ class DenseCL(BaseMomentumContrast):
       lambda * CE_dense``; both queues are filled with the keys of all ranks.
 
     Matching modes (``matching``): ``'feature'`` (the paper: argmax cosine
-    similarity of C5 features) and ``'mutual'`` (only pairs that are each
-    other's best match enter the dense loss). To add a mode, add its name to
+    similarity of C5 features), ``'mutual'`` (only pairs that are each
+    other's best match enter the dense loss) and ``'geometric'`` (the key
+    cell that covers the same image point, from the crop boxes and flips the
+    view transforms record in ``data_samples``; query cells that the key view
+    does not see are left out of the dense loss). To add a mode, add its name to
     :attr:`MATCHING_MODES` and define ``_match_<name>(q_b, k_b,
     data_samples)`` with the contract of :meth:`_match`.
 
@@ -57,8 +62,17 @@ class DenseCL(BaseMomentumContrast):
             convention). Defaults to 0.999.
         loss_lambda (float): ``lambda``, weight of the dense loss, in [0, 1].
             Defaults to 0.5.
-        matching (str): ``'feature'`` or ``'mutual'``. Defaults to
-            ``'feature'``.
+        matching (str): ``'feature'``, ``'mutual'`` or ``'geometric'``.
+            Defaults to ``'feature'``.
+        log_correspondence (bool): Also return ``corr_acc`` from :meth:`loss`:
+            over the query cells that the key view sees, the fraction whose
+            feature match (the argmax of the C5 cosine similarity, which the
+            loss uses unless ``matching='geometric'``) lies within one cell
+            of the geometric truth (see :meth:`_correspondence_accuracy`).
+            Needs ``views`` in the data samples. The name has no ``loss`` in
+            it, so MMEngine logs it without adding it to the loss. Defaults
+            to False; :class:`CorrespondenceHook` switches it on every N
+            iterations.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             ``dict(type='SelfSupDataPreprocessor')``; None gives MMEngine's
             ``BaseDataPreprocessor``.
@@ -66,7 +80,7 @@ class DenseCL(BaseMomentumContrast):
     """
 
     #: the names accepted by ``matching``; ``_match_<name>`` implements each
-    MATCHING_MODES: Tuple[str, ...] = ('feature', 'mutual')
+    MATCHING_MODES: Tuple[str, ...] = ('feature', 'mutual', 'geometric')
 
     def __init__(self,
                  backbone: Optional[dict] = None,
@@ -77,6 +91,7 @@ class DenseCL(BaseMomentumContrast):
                  momentum: float = 0.999,
                  loss_lambda: float = 0.5,
                  matching: str = 'feature',
+                 log_correspondence: bool = False,
                  data_preprocessor: Optional[Union[
                      dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
                  init_cfg: Optional[dict] = None) -> None:
@@ -101,8 +116,12 @@ class DenseCL(BaseMomentumContrast):
         if matching not in self.MATCHING_MODES:
             raise ValueError(f'DenseCL: matching must be one of '
                              f'{self.MATCHING_MODES}, got {matching!r}')
+        if not isinstance(log_correspondence, bool):
+            raise ValueError(f'DenseCL: log_correspondence must be a bool, '
+                             f'got {log_correspondence!r}')
         self.loss_lambda = float(loss_lambda)
         self.matching = matching
+        self.log_correspondence = log_correspondence
         self.num_grid: Optional[int] = getattr(self.neck, 'num_grid', None)
         self._register_queue('queue')  # DxK image-level keys k
         self._register_queue('queue2')  # DxK pooled dense keys k2
@@ -155,25 +174,91 @@ class DenseCL(BaseMomentumContrast):
             dense loss; None for all).
         """
         with torch.no_grad(), torch.autocast(q_b.device.type, enabled=False):
-            q_b = q_b.detach().float().flatten(2)  # NxCxS^2
-            k_b = k_b.float().flatten(2)  # NxCxS^2
+            q_b = q_b.detach().float()  # NxCxS_hxS_w
+            k_b = k_b.float()  # NxCxS_hxS_w
             return getattr(self, f'_match_{self.matching}')(q_b, k_b,
                                                             data_samples)
 
     @staticmethod
-    def _match_feature(q_b: Tensor, k_b: Tensor,
+    def _cell_similarity(q_b: Tensor, k_b: Tensor) -> Tensor:
+        """Cosine similarity of every query cell with every key cell.
+
+        Args:
+            q_b (Tensor): ``(N, C, S_h, S_w)``, unit norm along C.
+            k_b (Tensor): ``(N, C, S_h, S_w)``, unit norm along C.
+
+        Returns:
+            Tensor: ``(N, S^2, S^2)``, query cells along dim 1.
+        """
+        return torch.bmm(q_b.flatten(2).transpose(1, 2),
+                         k_b.flatten(2))  # NxS^2xS^2
+
+    @classmethod
+    def _match_feature(cls, q_b: Tensor, k_b: Tensor,
                        data_samples: Optional[list]) -> Tuple[Tensor, None]:
         """The paper's matching: argmax cosine similarity, query -> key."""
-        sim = torch.bmm(q_b.transpose(1, 2), k_b)  # NxS^2xS^2
+        sim = cls._cell_similarity(q_b, k_b)  # NxS^2xS^2
         return sim.argmax(dim=2), None  # NxS^2
 
-    @staticmethod
-    def _match_mutual(q_b: Tensor, k_b: Tensor,
+    @classmethod
+    def _match_mutual(cls, q_b: Tensor, k_b: Tensor,
                       data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
         """Argmax matching, keeping only mutual best matches."""
-        sim = torch.bmm(q_b.transpose(1, 2), k_b)  # NxS^2xS^2
+        sim = cls._cell_similarity(q_b, k_b)  # NxS^2xS^2
         ind, _, mutual = mutual_best_matches(sim)  # NxS^2 each
         return ind, mutual
+
+    @staticmethod
+    def _match_geometric(q_b: Tensor, k_b: Tensor,
+                         data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
+        """Matching by the crop geometry: the key cell that covers the same
+        image point as the query cell's centre; query cells outside the key
+        view are not valid."""
+        if data_samples is None:
+            raise ValueError(
+                "DenseCL(matching='geometric') needs the data samples: pass "
+                'data_samples whose metainfo has the views\' geometry '
+                '(`views`, recorded by RandomResizedCrop/RandomFlip and '
+                'packed by PackSelfSupInputs)')
+        return geometric_correspondence_from_samples(
+            data_samples, tuple(q_b.shape[2:]),
+            key_grid_size=tuple(k_b.shape[2:]),
+            device=q_b.device)  # NxS^2 long, NxS^2 bool
+
+    @torch.no_grad()
+    def _correspondence_accuracy(self, q_b: Tensor, k_b: Tensor, ind: Tensor,
+                                 valid: Optional[Tensor],
+                                 data_samples: Optional[list]
+                                 ) -> Optional[Tensor]:
+        """How often the feature matches agree with the crop geometry.
+
+        Reuses what the loss computed: the matches ``ind`` of ``'feature'``
+        and ``'mutual'`` matching are the feature argmax, scored against the
+        geometry; with ``'geometric'`` matching ``ind``/``valid`` *are* the
+        geometry and the feature argmax is computed here.
+
+        Args:
+            q_b (Tensor): Query matching features ``(N, C, S_h, S_w)``.
+            k_b (Tensor): Key matching features, same shape.
+            ind (Tensor): ``(N, S^2)`` matches of :meth:`_match`.
+            valid (Tensor, optional): ``(N, S^2)`` of :meth:`_match`.
+            data_samples (list, optional): With the views' geometry.
+
+        Returns:
+            Tensor | None: The fraction in ``[0, 1]`` of overlapping query
+            cells whose feature match is within one cell (Chebyshev) of the
+            truth; None when no query cell of the batch lies in its key view.
+        """
+        if self.matching == 'geometric':
+            gt_ind, gt_valid = ind, valid
+            ind = self._cell_similarity(q_b.float(), k_b.float()).argmax(
+                dim=2)  # NxS^2 feature argmax
+        else:
+            gt_ind, gt_valid = self._match_geometric(q_b, k_b, data_samples)
+        if not bool(gt_valid.any()):
+            return None
+        return correspondence_accuracy(ind, gt_ind, gt_valid,
+                                       tuple(k_b.shape[2:]))
 
     def loss(self, inputs: List[Tensor],
              data_samples: Optional[list] = None) -> dict:
@@ -185,7 +270,9 @@ class DenseCL(BaseMomentumContrast):
             data_samples (list, optional): Data samples. Defaults to None.
 
         Returns:
-            dict[str, Tensor]: ``loss_single`` and ``loss_dense``.
+            dict[str, Tensor]: ``loss_single`` and ``loss_dense``; with
+            ``log_correspondence``, also ``corr_acc`` (not a loss; absent
+            when no query cell of the batch lies in its key view).
         """
         im_q, im_k = self._views(inputs, 'DenseCL')[:2]  # Nx3xHxW each
         q_b = last_feature_map(self.backbone(im_q), 'DenseCL')  # NxCxHxW
@@ -210,8 +297,14 @@ class DenseCL(BaseMomentumContrast):
 
         self._dequeue_and_enqueue(queue=k, queue2=k2)
         lam = self.loss_lambda
-        return dict(loss_single=loss_single * (1 - lam),
-                    loss_dense=loss_dense * lam)
+        losses = dict(loss_single=loss_single * (1 - lam),
+                      loss_dense=loss_dense * lam)
+        if self.log_correspondence:
+            corr_acc = self._correspondence_accuracy(q_b, k_b, ind, valid,
+                                                     data_samples)
+            if corr_acc is not None:
+                losses['corr_acc'] = corr_acc
+        return losses
 
     def predict(self, inputs: Union[Tensor, Sequence[Tensor]],
                 data_samples: Optional[list] = None):

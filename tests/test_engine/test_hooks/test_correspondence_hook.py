@@ -1,0 +1,117 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""CorrespondenceHook in a real Runner on real photos: ``corr_acc`` reaches
+the log and TensorBoard, and the fixed-pair figure reaches the vis backends."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from densecl_plugin.engine.hooks import CorrespondenceHook
+
+TINY_DENSECL = dict(
+    type='DenseCL',
+    backbone=dict(type='mmdet.ResNet', depth=18, base_channels=8,
+                  out_indices=(3, ), norm_cfg=dict(type='BN')),
+    neck=dict(type='DenseCLNeck', in_channels=64, hid_channels=16,
+              out_channels=8),
+    queue_len=8, feat_dim=8, loss_lambda=0.5)
+VIEW = [dict(type='RandomResizedCrop', size=96, scale=(0.2, 1.)),
+        dict(type='RandomFlip', prob=0.5)]
+PIPELINE = [dict(type='LoadImageFromFile'),
+            dict(type='MultiView', num_views=2, transforms=[VIEW]),
+            dict(type='PackSelfSupInputs', meta_keys=('img_path', ))]
+
+
+def _runner(work_dir, image_dir, hook, max_iters=4, model=None, log_level='WARNING'):
+    return Runner(
+        model=model or dict(TINY_DENSECL),
+        work_dir=work_dir,
+        train_dataloader=dict(
+            dataset=dict(type='UnlabeledImageDataset', data_root=image_dir,
+                         pipeline=PIPELINE),
+            batch_size=2, num_workers=0,
+            sampler=dict(type='InfiniteSampler', shuffle=True),
+            collate_fn=dict(type='default_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        default_hooks=dict(checkpoint=None,
+                           logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=[hook],
+        visualizer=dict(type='Visualizer', vis_backends=[
+            dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]),
+        log_processor=dict(by_epoch=False, window_size=1),
+        default_scope='densecl_plugin',
+        randomness=dict(seed=0),
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        log_level=log_level)
+
+
+def _tb_scalars(work_dir):
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    files = glob.glob(osp.join(work_dir, '**', 'events.out.tfevents*'), recursive=True)
+    assert files, 'no TensorBoard event file'
+    acc = EventAccumulator(osp.dirname(files[0]))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)]
+            for tag in acc.Tags()['scalars']}
+
+
+def test_corr_acc_reaches_log_and_tensorboard(real_image_dir, real_image_paths, tmp_path):
+    work_dir = str(tmp_path)
+    hook = dict(type='CorrespondenceHook', interval=2, image=real_image_paths[0],
+                draw_interval=4, threshold=0.5)
+    runner = _runner(work_dir, real_image_dir, hook, log_level='INFO')
+    runner.train()
+    # the model returned corr_acc on iterations 2 and 4 only
+    history = runner.message_hub.get_scalar('train/corr_acc')
+    values, counts = history.data
+    assert len(values) == 2 and all(0. <= v <= 1. for v in values)
+    # the logger wrote it to TensorBoard at the iterations where it existed
+    scalars = _tb_scalars(work_dir)
+    assert [s for s, _ in scalars['corr_acc']][:1] == [2]
+    assert scalars['corr_acc'][0][1] == pytest.approx(values[0])
+    assert 'loss' in scalars and 'loss_dense' in scalars
+    # the fixed pair: its accuracy and figure at iteration 4
+    assert [s for s, _ in scalars['corr_acc_fixed']] == [4]
+    pngs = glob.glob(osp.join(work_dir, '**', 'vis_image', 'correspondence_4.png'),
+                     recursive=True)
+    assert len(pngs) == 1
+    # and to the text log and the json scalars of the Runner
+    logs = glob.glob(osp.join(work_dir, '**', '*.log'), recursive=True)
+    assert sum(open(f).read().count('corr_acc: ') for f in logs) >= 2
+    jsons = glob.glob(osp.join(work_dir, '**', 'scalars.json'), recursive=True)
+    assert sum(open(f).read().count('"corr_acc"') for f in jsons) >= 2
+
+
+def test_hook_checks_its_inputs(real_image_dir, tmp_path):
+    with pytest.raises(ValueError, match='interval must be an int >= 1'):
+        CorrespondenceHook(interval=0)
+    with pytest.raises(ValueError, match='draw_interval'):
+        CorrespondenceHook(draw_interval=True)
+    runner = _runner(str(tmp_path / 'a'), real_image_dir,
+                     dict(type='CorrespondenceHook', image='no_such.jpg'), max_iters=1)
+    with pytest.raises(FileNotFoundError, match='no_such.jpg'):
+        runner.train()
+    mocov2 = dict(type='MoCoV2', backbone=TINY_DENSECL['backbone'],
+                  neck=dict(type='MoCoV2Neck', in_channels=64, hid_channels=16,
+                            out_channels=8), queue_len=8, feat_dim=8)
+    runner = _runner(str(tmp_path / 'b'), real_image_dir,
+                     dict(type='CorrespondenceHook'), max_iters=1, model=mocov2)
+    with pytest.raises(TypeError, match='log_correspondence.*MoCoV2'):
+        runner.train()
+
+
+def test_draw_leaves_training_randomness_and_mode_alone(real_image_dir, real_image_paths,
+                                                        tmp_path):
+    runner = _runner(str(tmp_path), real_image_dir,
+                     dict(type='CorrespondenceHook', image=real_image_paths[1]), max_iters=1)
+    hook = [h for h in runner.hooks if isinstance(h, CorrespondenceHook)][0]
+    runner.model.train()
+    runner.train_loop  # built (as in training) before the RNG state is read
+    state = torch.get_rng_state()
+    rgb, acc = hook.draw(runner)
+    assert rgb.ndim == 3 and rgb.shape[2] == 3 and (acc != acc or 0 <= acc <= 1)
+    assert runner.model.training and torch.equal(torch.get_rng_state(), state)
