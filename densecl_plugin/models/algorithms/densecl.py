@@ -209,39 +209,51 @@ class DenseCL(BaseMomentumContrast):
         return ind, mutual
 
     @staticmethod
-    def _match_geometric(q_b: Tensor, k_b: Tensor,
+    def _geometry(q_b: Tensor, k_b: Tensor, data_samples: Optional[list],
+                  device=None) -> Tuple[Tensor, Tensor]:
+        """The key cell covering each query cell centre, from the views'
+        crop boxes and flips (see
+        :func:`~densecl_plugin.models.utils.correspondence.geometric_correspondence`).
+
+        Returns:
+            tuple[Tensor, Tensor]: ``ind`` long ``(N, S^2)`` and ``valid``
+            bool ``(N, S^2)``, computed on the CPU, returned on ``device``.
+        """
+        if data_samples is None:
+            raise ValueError(
+                "DenseCL: matching='geometric' and log_correspondence=True "
+                'need the data samples: pass data_samples whose metainfo has '
+                'the views\' geometry (`views`, recorded by '
+                'RandomResizedCrop/RandomFlip and packed by '
+                'PackSelfSupInputs)')
+        return geometric_correspondence_from_samples(
+            data_samples, tuple(q_b.shape[2:]),
+            key_grid_size=tuple(k_b.shape[2:]), device=device)
+
+    @classmethod
+    def _match_geometric(cls, q_b: Tensor, k_b: Tensor,
                          data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
         """Matching by the crop geometry: the key cell that covers the same
         image point as the query cell's centre; query cells outside the key
         view are not valid."""
-        if data_samples is None:
-            raise ValueError(
-                "DenseCL(matching='geometric') needs the data samples: pass "
-                'data_samples whose metainfo has the views\' geometry '
-                '(`views`, recorded by RandomResizedCrop/RandomFlip and '
-                'packed by PackSelfSupInputs)')
-        return geometric_correspondence_from_samples(
-            data_samples, tuple(q_b.shape[2:]),
-            key_grid_size=tuple(k_b.shape[2:]),
-            device=q_b.device)  # NxS^2 long, NxS^2 bool
+        return cls._geometry(q_b, k_b, data_samples, q_b.device)  # NxS^2 x2
 
     @torch.no_grad()
     def _correspondence_accuracy(self, q_b: Tensor, k_b: Tensor, ind: Tensor,
-                                 valid: Optional[Tensor],
                                  data_samples: Optional[list]
                                  ) -> Optional[Tensor]:
         """How often the feature matches agree with the crop geometry.
 
-        Reuses what the loss computed: the matches ``ind`` of ``'feature'``
-        and ``'mutual'`` matching are the feature argmax, scored against the
-        geometry; with ``'geometric'`` matching ``ind``/``valid`` *are* the
-        geometry and the feature argmax is computed here.
+        Reuses the matches of the loss where they are the feature argmax
+        (``'feature'`` and ``'mutual'`` matching); with ``'geometric'``
+        matching the feature argmax is computed here. The geometry is
+        computed on the CPU and copied without blocking, so this adds no
+        device synchronisation to the step.
 
         Args:
             q_b (Tensor): Query matching features ``(N, C, S_h, S_w)``.
             k_b (Tensor): Key matching features, same shape.
             ind (Tensor): ``(N, S^2)`` matches of :meth:`_match`.
-            valid (Tensor, optional): ``(N, S^2)`` of :meth:`_match`.
             data_samples (list, optional): With the views' geometry.
 
         Returns:
@@ -249,14 +261,14 @@ class DenseCL(BaseMomentumContrast):
             cells whose feature match is within one cell (Chebyshev) of the
             truth; None when no query cell of the batch lies in its key view.
         """
-        if self.matching == 'geometric':
-            gt_ind, gt_valid = ind, valid
-            ind = self._cell_similarity(q_b.float(), k_b.float()).argmax(
-                dim=2)  # NxS^2 feature argmax
-        else:
-            gt_ind, gt_valid = self._match_geometric(q_b, k_b, data_samples)
+        gt_ind, gt_valid = self._geometry(q_b, k_b, data_samples)  # CPU
         if not bool(gt_valid.any()):
             return None
+        if self.matching == 'geometric':
+            ind = self._cell_similarity(q_b.float(), k_b.float()).argmax(
+                dim=2)  # NxS^2 feature argmax
+        gt_ind = gt_ind.to(ind.device, non_blocking=True)  # NxS^2
+        gt_valid = gt_valid.to(ind.device, non_blocking=True)  # NxS^2
         return correspondence_accuracy(ind, gt_ind, gt_valid,
                                        tuple(k_b.shape[2:]))
 
@@ -300,7 +312,7 @@ class DenseCL(BaseMomentumContrast):
         losses = dict(loss_single=loss_single * (1 - lam),
                       loss_dense=loss_dense * lam)
         if self.log_correspondence:
-            corr_acc = self._correspondence_accuracy(q_b, k_b, ind, valid,
+            corr_acc = self._correspondence_accuracy(q_b, k_b, ind,
                                                      data_samples)
             if corr_acc is not None:
                 losses['corr_acc'] = corr_acc

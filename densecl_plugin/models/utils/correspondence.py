@@ -237,15 +237,22 @@ def geometric_correspondence_from_samples(data_samples: Sequence[Any],
         key_view (int): Defaults to 1.
         key_grid_size (int | Sequence[int], optional): Defaults to None
             (same as ``grid_size``).
-        device (torch.device, optional): Defaults to None (CPU).
+        device (torch.device, optional): Where to return the result; it is
+            computed on the CPU. Defaults to None (CPU).
 
     Returns:
         tuple[Tensor, Tensor]: ``ind (N, S²)`` long and ``valid (N, S²)`` bool.
     """
-    q_bbox, q_flip = views_geometry(data_samples, query_view, device)
-    k_bbox, k_flip = views_geometry(data_samples, key_view, device)
-    return geometric_correspondence(q_bbox, q_flip, k_bbox, k_flip,
-                                    grid_size, key_grid_size)
+    q_bbox, q_flip = views_geometry(data_samples, query_view)  # CPU
+    k_bbox, k_flip = views_geometry(data_samples, key_view)  # CPU
+    ind, valid = geometric_correspondence(q_bbox, q_flip, k_bbox, k_flip,
+                                          grid_size, key_grid_size)
+    if device is not None and torch.device(device).type != 'cpu':
+        # computed where the metainfo lives; a non-blocking copy does not
+        # wait for the queued GPU work of the training step
+        ind = ind.to(device, non_blocking=True)
+        valid = valid.to(device, non_blocking=True)
+    return ind, valid
 
 
 def cosine_similarity_grid(q_b: Tensor, k_b: Tensor) -> Tensor:
