@@ -37,7 +37,8 @@ SIM_CMAP = 'viridis'
 _GAP = 8  # pixels between the two views
 
 
-def to_rgb_image(img: Union[Tensor, np.ndarray], bgr: bool = True) -> np.ndarray:
+def to_rgb_image(img: Union[Tensor, np.ndarray],
+                 bgr: bool = True) -> np.ndarray:
     """A view as an ``(H, W, 3)`` RGB uint8 array.
 
     Args:
@@ -98,8 +99,8 @@ def overlap_in_view(bbox: Sequence[float], flip: bool,
     if x1 >= x2 or y1 >= y2:
         return None
     corners = torch.tensor([[[x1, y1], [x2, y2]]], dtype=torch.float64)
-    uv = image_to_view(corners, torch.tensor([list(bbox)], dtype=torch.float64),
-                       torch.tensor([bool(flip)]))[0]  # (2, 2)
+    box = torch.tensor([list(bbox)], dtype=torch.float64)  # (1, 4)
+    uv = image_to_view(corners, box, torch.tensor([bool(flip)]))[0]  # (2, 2)
     us, vs = sorted(uv[:, 0].tolist()), sorted(uv[:, 1].tolist())
     return us[0] * width, vs[0] * height, us[1] * width, vs[1] * height
 
@@ -119,7 +120,8 @@ def _render(fig) -> np.ndarray:
 
 def _side_by_side(q_img: np.ndarray, k_img: np.ndarray) -> np.ndarray:
     H = max(q_img.shape[0], k_img.shape[0])
-    out = np.full((H, q_img.shape[1] + _GAP + k_img.shape[1], 3), 255, np.uint8)
+    W = q_img.shape[1] + _GAP + k_img.shape[1]
+    out = np.full((H, W, 3), 255, np.uint8)
     out[:q_img.shape[0], :q_img.shape[1]] = q_img
     out[:k_img.shape[0], q_img.shape[1] + _GAP:] = k_img
     return out
@@ -167,8 +169,8 @@ def draw_matches(q_img: np.ndarray, k_img: np.ndarray, matches: DenseMatches,
     cax = fig.add_axes([0.88, 0.1, 0.03, 0.7])
     ax.imshow(canvas, extent=(0, W, H, 0))
     ax.set_axis_off()
-    _outline(ax, overlap_in_view(q_geom[0], q_geom[1], k_geom[0], *q_img.shape[:2]))
-    _outline(ax, overlap_in_view(k_geom[0], k_geom[1], q_geom[0], *k_img.shape[:2]), dx)
+    _outline(ax, overlap_in_view(*q_geom, k_geom[0], *q_img.shape[:2]))
+    _outline(ax, overlap_in_view(*k_geom, q_geom[0], *k_img.shape[:2]), dx)
 
     q_xy = cell_centres_px(matches.grid_size, *q_img.shape[:2])
     k_xy = cell_centres_px(matches.key_grid_size, *k_img.shape[:2])
@@ -194,8 +196,8 @@ def draw_matches(q_img: np.ndarray, k_img: np.ndarray, matches: DenseMatches,
     if title is None:
         n_valid = int(matches.valid[index].sum())
         acc = matches.correct[index].sum().item() / max(n_valid, 1)
-        title = (f'{n_right + n_wrong} mutual matches with sim > {threshold:g}: '
-                 f'{n_right} right, {n_wrong} wrong (red)\n'
+        title = (f'{n_right + n_wrong} mutual matches with sim > '
+                 f'{threshold:g}: {n_right} right, {n_wrong} wrong (red)\n'
                  f'argmax within {matches.tolerance} cell of the geometry: '
                  f'{acc:.0%} of {n_valid} overlapping cells')
     ax.set_title(title, fontsize=8)
@@ -216,7 +218,7 @@ def default_cells(matches: DenseMatches, num: int = 3, index: int = 0) -> list:
 def draw_similarity_maps(q_img: np.ndarray, k_img: np.ndarray,
                          matches: DenseMatches, cells: Sequence[int],
                          index: int = 0, scale: float = 2.5) -> np.ndarray:
-    """For each query cell, its similarity to every key cell, over the key view.
+    """For each query cell, its similarity to every key cell, on the key view.
 
     Each row shows the query view with the cell boxed, then the key view under
     the heat map with the argmax cell (white) and the geometric truth (green,
@@ -266,8 +268,8 @@ def draw_similarity_maps(q_img: np.ndarray, k_img: np.ndarray,
         for k, color, ls in boxes:
             kr, kc = divmod(k, Sk_w)
             ax_k.add_patch(Rectangle((kc * Wk / Sk_w, kr * Hk / Sk_h),
-                                     Wk / Sk_w, Hk / Sk_h, fill=False, ec=color,
-                                     lw=2, ls=ls))
+                                     Wk / Sk_w, Hk / Sk_h, fill=False,
+                                     ec=color, lw=2, ls=ls))
         verdict = ('right' if bool(matches.correct[index, c]) else 'wrong') \
             if bool(matches.valid[index, c]) else 'not in key view'
         ax_k.set_title(f'similarity (max {sim[c].max():.2f}, argmax white, '

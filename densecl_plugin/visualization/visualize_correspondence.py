@@ -96,9 +96,10 @@ def load_backbone_checkpoint(model: nn.Module, checkpoint: str) -> None:
     missing_backbone = [k for k in missing if k.startswith('backbone.')]
     if missing_backbone:
         raise KeyError(
-            f'checkpoint {checkpoint!r} lacks {len(missing_backbone)} backbone '
-            f'weights of the model, e.g. {missing_backbone[:3]}; expected the '
-            f'full state dict of the pre-training model (keys "backbone.*")')
+            f'checkpoint {checkpoint!r} lacks {len(missing_backbone)} '
+            f'backbone weights of the model, e.g. {missing_backbone[:3]}; '
+            f'expected the full state dict of the pre-training model (keys '
+            f'"backbone.*")')
 
 
 @contextlib.contextmanager

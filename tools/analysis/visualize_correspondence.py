@@ -16,7 +16,8 @@ import json
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 from mmengine.config import DictAction  # noqa: E402
 
 from densecl_plugin.visualization import visualize_correspondence  # noqa: E402

@@ -48,8 +48,8 @@ class CorrespondenceHook(Hook):
                  seed: int = 0) -> None:
         for name, value in (('interval', interval),
                             ('draw_interval', draw_interval)):
-            if value is not None and (isinstance(value, bool) or not isinstance(
-                    value, int) or value < 1):
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, int) or value < 1):
                 raise ValueError(f'CorrespondenceHook: {name} must be an int '
                                  f'>= 1, got {value!r}')
         self.interval = interval

@@ -42,8 +42,8 @@ class DenseCL(BaseMomentumContrast):
     other's best match enter the dense loss) and ``'geometric'`` (the key
     cell that covers the same image point, from the crop boxes and flips the
     view transforms record in ``data_samples``; query cells that the key view
-    does not see are left out of the dense loss). To add a mode, add its name to
-    :attr:`MATCHING_MODES` and define ``_match_<name>(q_b, k_b,
+    does not see are left out of the dense loss). To add a mode, add its name
+    to :attr:`MATCHING_MODES` and define ``_match_<name>(q_b, k_b,
     data_samples)`` with the contract of :meth:`_match`.
 
     Args:
@@ -213,7 +213,7 @@ class DenseCL(BaseMomentumContrast):
                   device=None) -> Tuple[Tensor, Tensor]:
         """The key cell covering each query cell centre, from the views'
         crop boxes and flips (see
-        :func:`~densecl_plugin.models.utils.correspondence.geometric_correspondence`).
+        :func:`..utils.correspondence.geometric_correspondence`).
 
         Returns:
             tuple[Tensor, Tensor]: ``ind`` long ``(N, S^2)`` and ``valid``
@@ -232,7 +232,8 @@ class DenseCL(BaseMomentumContrast):
 
     @classmethod
     def _match_geometric(cls, q_b: Tensor, k_b: Tensor,
-                         data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
+                         data_samples: Optional[list]
+                         ) -> Tuple[Tensor, Tensor]:
         """Matching by the crop geometry: the key cell that covers the same
         image point as the query cell's centre; query cells outside the key
         view are not valid."""

@@ -1,5 +1,5 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""Dense correspondences between two augmented views: from geometry and from features.
+"""Dense correspondences of two augmented views, from geometry and features.
 
 DenseCL pairs every query cell of the ``S_h x S_w`` backbone grid of view 1
 with one key cell of view 2, by the argmax of the cosine similarity of their
@@ -241,7 +241,8 @@ def geometric_correspondence_from_samples(data_samples: Sequence[Any],
             computed on the CPU. Defaults to None (CPU).
 
     Returns:
-        tuple[Tensor, Tensor]: ``ind (N, S²)`` long and ``valid (N, S²)`` bool.
+        tuple[Tensor, Tensor]: ``ind (N, S²)`` long and ``valid (N, S²)``
+        bool.
     """
     q_bbox, q_flip = views_geometry(data_samples, query_view)  # CPU
     k_bbox, k_flip = views_geometry(data_samples, key_view)  # CPU
