@@ -28,7 +28,8 @@ Defaults are videowalk's DAVIS command: ``topk=10``, ``radius=12``,
 
 Compute is dense but banded: for a block of query rows only the key rows
 within ``radius`` are compared (the rest could never pass the radius test),
-and blocks are sized to a memory budget, so 480p runs fit a GPU and a CPU.
+which halves the work of videowalk's full affinity at 480p, and blocks are
+sized to a memory budget, so 480p runs fit a GPU and a CPU.
 """
 import math
 import os.path as osp
@@ -194,9 +195,14 @@ def context_indices(t: int, n_context: int) -> List[int]:
 
 
 def _rows_per_block(h: int, w: int, reach: int, n_context: int,
-                    max_elements: int) -> int:
-    """Largest number of query rows whose affinity block fits the budget."""
-    rows = h
+                    max_elements: int, target_queries: int = 512) -> int:
+    """Query rows per block: about ``target_queries`` queries, fewer if the
+    affinity block would exceed ``max_elements``.
+
+    Small blocks waste less of the key band (``rows + 2 * reach`` rows for
+    ``rows`` query rows); ~512 queries keep the matrix products efficient.
+    """
+    rows = min(h, max(1, math.ceil(target_queries / w)))
     while rows > 1:
         band = min(h, rows + 2 * reach) * w
         if rows * w * (h * w + n_context * band) <= max_elements:

@@ -16,7 +16,8 @@ class ResizeEdge(BaseTransform):
 
     The test transform of the linear protocol is ``ResizeEdge(scale=256,
     edge='short')`` then a 224 centre crop (torchvision's ``Resize(256)``;
-    the other edge is ``round(scale * other / edge)``, clamped to >= 1).
+    the other edge is ``int(scale * other / edge)``, truncated as
+    torchvision truncates it, and at least 1).
 
     Required Keys:
 
@@ -68,8 +69,8 @@ class ResizeEdge(BaseTransform):
         else:
             by_height = self.edge == 'height'
         if by_height:
-            return self.scale, max(1, int(round(self.scale * w / h)))
-        return max(1, int(round(self.scale * h / w))), self.scale
+            return self.scale, max(1, int(self.scale * w / h))
+        return max(1, int(self.scale * h / w)), self.scale
 
     def transform(self, results: Dict) -> Dict:
         """Resize ``results['img']``.

@@ -13,6 +13,7 @@ from densecl_plugin.evaluation import PackClsInputs, ResizeEdge
     ('long', (300, 400), (192, 256)),
     ('height', (500, 375), (256, 192)),  # 256 * 375 / 500 = 192
     ('width', (300, 400), (192, 256)),
+    ('short', (300, 500), (256, 426)),   # 426.7 truncated, as torchvision
     ('short', (256, 300), (256, 300)),   # already there: untouched
 ])
 def test_resize_edge(edge, shape, expected):
