@@ -25,39 +25,51 @@ DEFAULT_CHUNK_ELEMS = 1 << 23
 
 
 class _QueueInfoNCE(torch.autograd.Function):
-    """``mean_i CE([q_i . k_i, q_i . queue] / T, 0)``; gradient in forward."""
+    """``mean_i CE([q_i . k_i, q_i . queue] / T, 0)``; gradient in forward.
+
+    Per chunk of rows, in one reused ``(chunk, K)`` buffer: one matrix
+    product for the negative logits, the row max (logsumexp's shift), one
+    ``exp`` in place whose row sums give the partition function and, when a
+    gradient is needed, one matrix product with the same ``exp`` values
+    (the softmax's ``1 / Z`` is applied to the small ``(chunk, D)`` result,
+    not to the buffer).
+    """
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, queue: Tensor, inv_T: float,
                 chunk_size: int) -> Tensor:
-        M = q.shape[0]  # rows (queries)
+        M, K = q.shape[0], queue.shape[1]  # rows (queries), negatives
         need_q, need_k, need_queue = ctx.needs_input_grad[:3]
+        need_grad = need_q or need_k or need_queue
         scale = inv_T / M  # d(mean)/d(row loss) times d(logit)/d(dot)
+        q_T = q * inv_T  # MxD: logits come out of the product scaled
+        buf = q.new_empty(min(chunk_size, M), K)  # cxK, reused per chunk
         loss_sum = q.new_zeros(())  # ()
         grad_q = torch.empty_like(q) if need_q else None  # MxD
         grad_k = torch.empty_like(k) if need_k else None  # MxD
         grad_queue = torch.zeros_like(queue) if need_queue else None  # DxK
         for s in range(0, M, chunk_size):
-            q_c, k_c = q[s:s + chunk_size], k[s:s + chunk_size]  # cxD, cxD
-            l_pos = (q_c * k_c).sum(dim=1).mul_(inv_T)  # c: positive logits
-            l_neg = torch.mm(q_c, queue).mul_(inv_T)  # cxK: negative logits
-            m = torch.maximum(l_pos, l_neg.amax(dim=1))  # c: row max
+            q_c, k_c = q_T[s:s + chunk_size], k[s:s + chunk_size]  # cxD
+            e_neg = buf[:q_c.shape[0]]  # cxK
+            l_pos = (q_c * k_c).sum(dim=1)  # c: positive logits
+            torch.mm(q_c, queue, out=e_neg)  # cxK: negative logits
+            m = torch.maximum(l_pos, e_neg.amax(dim=1))  # c: row max
+            e_neg.sub_(m[:, None]).exp_()  # cxK: exp(l_neg - m)
             e_pos = (l_pos - m).exp_()  # c
-            e_neg = l_neg.sub_(m[:, None]).exp_()  # cxK, reuses l_neg
             Z = e_neg.sum(dim=1).add_(e_pos)  # c: partition function
             loss_sum += (m + Z.log() - l_pos).sum()  # sum_c (lse - l_pos)
-            if not (need_q or need_k or need_queue):
+            if not need_grad:
                 continue
-            p_pos = e_pos.div_(Z)  # c: softmax of the positive
-            p_neg = e_neg.div_(Z[:, None])  # cxK: softmax of the negatives
-            w_pos = p_pos.sub_(1.).mul_(scale)[:, None]  # cx1: dL/dl_pos
+            w_neg = scale / Z  # c: p_neg = e_neg / Z, times scale
+            w_pos = (e_pos / Z - 1.).mul_(scale)[:, None]  # cx1: dL/dl_pos
             if need_q:  # dL/dq = (p_pos - 1) k + p_neg @ queue^T, scaled
-                grad_q[s:s + chunk_size] = torch.addmm(
-                    k_c * w_pos, p_neg, queue.t(), alpha=scale)  # cxD
+                grad_q[s:s + chunk_size] = torch.mm(e_neg, queue.t()).mul_(
+                    w_neg[:, None]).add_(k_c * w_pos)  # cxD
             if need_k:  # dL/dk = (p_pos - 1) q, scaled
-                grad_k[s:s + chunk_size] = q_c * w_pos  # cxD
+                grad_k[s:s + chunk_size] = q[s:s + chunk_size] * w_pos  # cxD
             if need_queue:  # dL/dqueue = q^T @ p_neg, scaled
-                grad_queue.addmm_(q_c.t(), p_neg, alpha=scale)  # DxK
+                grad_queue.addmm_((q[s:s + chunk_size] * w_neg[:, None]).t(),
+                                  e_neg)  # DxK
         ctx.save_for_backward(grad_q, grad_k, grad_queue)
         return loss_sum / M
 
