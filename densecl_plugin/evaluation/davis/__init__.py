@@ -11,7 +11,7 @@ from .label_propagation import (Res4Encoder, build_res4_encoder,
                                 run_davis, soft_labels_to_mask)
 from .metrics import (db_eval_boundary, db_eval_iou, db_statistics, disk,
                       evaluate_results, evaluate_sequence, f_measure,
-                      format_table, seg2bmap, summarise)
+                      format_table, seg2bmap, sequence_rows, summarise)
 
 __all__ = [
     'Res4Encoder', 'annotation_paths', 'build_res4_encoder',
@@ -20,6 +20,7 @@ __all__ = [
     'evaluate_results', 'evaluate_sequence', 'extract_features', 'f_measure',
     'format_table', 'frame_paths', 'list_sequences', 'load_masks',
     'propagate_labels', 'propagate_sequence', 'read_mask',
-    'res4_backbone_cfg', 'run_benchmark', 'run_davis', 'seg2bmap', 'soft_labels_to_mask',
+    'res4_backbone_cfg', 'run_benchmark', 'run_davis', 'seg2bmap',
+    'sequence_rows', 'soft_labels_to_mask',
     'summarise', 'write_mask', 'write_tables'
 ]

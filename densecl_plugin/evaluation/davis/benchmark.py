@@ -8,7 +8,7 @@ from typing import Dict, Optional, Sequence, Union
 from mmengine.config import Config
 
 from .label_propagation import build_res4_encoder, run_davis
-from .metrics import format_table
+from .metrics import format_table, sequence_rows
 
 #: the propagation settings a config may set, and videowalk's values
 PROPAGATION_DEFAULTS = dict(topk=10, radius=12, n_context=20,
@@ -44,6 +44,9 @@ def write_tables(result: Dict[str, object], work_dir: str,
                 f'{len(result["sequences"])} sequences, {result["frames"]} '
                 f'frames, {result["seconds"]:.1f} s ({fps:.2f} frames/s)\n\n')
         f.write(format_table([result['global_row']], 'markdown'))
+        f.write('\n### Per sequence (mean over its objects)\n\n')
+        f.write(format_table(sequence_rows(result['per_object']),
+                             'markdown'))
         f.write('\n### Per object\n\n')
         f.write(format_table(result['per_object'], 'markdown'))
     return paths

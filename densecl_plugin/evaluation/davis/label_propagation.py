@@ -117,8 +117,10 @@ def build_res4_encoder(backbone: Optional[dict] = None,
             :func:`res4_backbone_cfg` (ResNet-50).
         checkpoint (str, optional): any checkpoint layout that
             :func:`~densecl_plugin.evaluation.load_pretrained_backbone` takes
-            (``layer4.*`` and heads are skipped). Defaults to None (the
-            backbone's own init, e.g. random).
+            (``layer4.*`` and heads are skipped). Defaults to None: the
+            layers keep PyTorch's default init, a random baseline (mmdet's
+            ``init_weights`` would zero the last BN of every residual
+            branch, making the blocks identities).
         device (str): Defaults to ``'cpu'``.
 
     Returns:
@@ -130,8 +132,6 @@ def build_res4_encoder(backbone: Optional[dict] = None,
     net = MODELS.build(backbone or res4_backbone_cfg())
     if checkpoint:
         load_pretrained_backbone(net, checkpoint)
-    elif hasattr(net, 'init_weights'):
-        net.init_weights()
     return Res4Encoder(net).to(device).eval()
 
 

@@ -291,6 +291,30 @@ def summarise(per_object: Dict[str, Tuple[np.ndarray, np.ndarray]]
     return global_row, rows
 
 
+def sequence_rows(object_rows: Sequence[Dict[str, object]]
+                  ) -> List[Dict[str, object]]:
+    """Average per-object rows (``'<seq>_<id>'``) into one row per sequence.
+
+    Args:
+        object_rows (Sequence[dict]): rows of :func:`summarise`.
+
+    Returns:
+        list[dict]: ``Sequence``, ``Objects``, ``J-Mean``, ``F-Mean``,
+        ``J&F-Mean`` per sequence, in first-appearance order.
+    """
+    groups: Dict[str, List[Dict[str, object]]] = {}
+    for row in object_rows:
+        groups.setdefault(str(row['Sequence']).rsplit('_', 1)[0],
+                          []).append(row)
+    out = []
+    for seq, rows in groups.items():
+        j = float(np.mean([r['J-Mean'] for r in rows]))
+        f = float(np.mean([r['F-Mean'] for r in rows]))
+        out.append({'Sequence': seq, 'Objects': len(rows), 'J-Mean': j,
+                    'F-Mean': f, 'J&F-Mean': (j + f) / 2})
+    return out
+
+
 def format_table(rows: Sequence[Dict[str, object]],
                  fmt: str = 'markdown',
                  digits: int = 3) -> str:

@@ -144,6 +144,7 @@ def test_tool_tracks_real_moving_objects_deterministically(
     assert (tmp_path / 'a' / 'per-sequence_results-val.csv').is_file()
     md = (tmp_path / 'a' / 'results-val.md').read_text()
     assert '| J&F-Mean |' in md and f'| {SEQ}_2 |' in md
+    assert f'| {SEQ} | 2 |' in md  # the per-sequence mean of both objects
 
     # re-scoring the written PNGs gives the same numbers
     again = evaluate_folder(davis_root, str(tmp_path / 'a'), [SEQ])

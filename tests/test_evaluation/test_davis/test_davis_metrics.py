@@ -16,7 +16,7 @@ from densecl_plugin.evaluation.davis import (db_eval_boundary, db_eval_iou,
                                              evaluate_results,
                                              evaluate_sequence, f_measure,
                                              format_table, seg2bmap,
-                                             summarise)
+                                             sequence_rows, summarise)
 from densecl_plugin.evaluation.davis.metrics import boundary_tolerance
 
 
@@ -168,6 +168,18 @@ def test_summary_and_tables():
                                 'b_1,0.000,0.500,0.250']
     with pytest.raises(ValueError, match='fmt'):
         format_table(rows, 'html')
+
+
+def test_sequence_rows_average_objects():
+    rows = [{'Sequence': 'dog-jump_1', 'J-Mean': 0.5, 'F-Mean': 0.7},
+            {'Sequence': 'dog-jump_2', 'J-Mean': 0.3, 'F-Mean': 0.1},
+            {'Sequence': 'cows_1', 'J-Mean': 1.0, 'F-Mean': 0.9}]
+    out = sequence_rows(rows)
+    assert [(r['Sequence'], r['Objects']) for r in out] == [('dog-jump', 2),
+                                                           ('cows', 1)]
+    assert out[0]['J-Mean'] == pytest.approx(0.4)
+    assert out[0]['F-Mean'] == pytest.approx(0.4)
+    assert out[1]['J&F-Mean'] == pytest.approx(0.95)
 
 
 def test_evaluate_results_names_missing_sequences():
