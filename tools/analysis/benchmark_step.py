@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+import torch
+
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__),
                                                 '..', '..')))
 
@@ -35,6 +37,8 @@ def parse_args(argv=None):
                    help='untimed steps per model first')
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     p.add_argument('--amp', action='store_true', help='bf16 autocast')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch CPU threads (default: torch\'s choice)')
     p.add_argument('--dense-rows', type=int, default=None,
                    help='rows M of the dense-loss benchmark (default: '
                    'batch * S^2 of --size)')
@@ -46,6 +50,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     steps = None
     if not args.skip_steps:
         steps = benchmark_models(args.depth, args.batch, args.size,
