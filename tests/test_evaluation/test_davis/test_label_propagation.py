@@ -1,7 +1,8 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""Label propagation: a plain-loop reference, a real moving-object clip."""
+"""Label propagation against a plain-loop reference of the protocol."""
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -95,3 +96,15 @@ def test_bad_arguments():
         propagate_labels(feats, torch.ones(1, 3, 3), topk=10)
     with pytest.raises(ValueError, match='grid'):
         propagate_labels(feats, torch.ones(1, 2, 3), topk=2)
+
+
+def test_upsampling_agrees_with_cv2_resize_as_videowalk_does():
+    # videowalk upsamples the soft maps with cv2.resize (bilinear) before
+    # the argmax; ours runs on the device with torch: same pixel mapping
+    g = torch.Generator().manual_seed(0)
+    soft = torch.rand(3, 60, 107, generator=g)
+    ours = soft_labels_to_mask(soft, [0, 1, 2], (480, 854))
+    up = cv2.resize(soft.permute(1, 2, 0).numpy(), (854, 480),
+                    interpolation=cv2.INTER_LINEAR)  # (H, W, L)
+    theirs = up.argmax(-1)
+    assert (ours == theirs).mean() > 0.999
