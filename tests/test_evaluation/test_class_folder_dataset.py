@@ -1,6 +1,5 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """ClassFolderDataset: class folders, list files, and clear errors."""
-import os
 import os.path as osp
 import shutil
 

@@ -20,7 +20,8 @@ import torch
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-from densecl_plugin.evaluation import LinearClassifier, load_pretrained_backbone
+from densecl_plugin.evaluation import (LinearClassifier,
+                                       load_pretrained_backbone)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG_DIR = osp.join(ROOT, 'configs', 'benchmarks', 'classification')

@@ -242,7 +242,8 @@ def evaluate_sequence(gt_masks: np.ndarray,
                          f'shape, got {gt_masks.shape} and {pred_masks.shape}')
     if gt_masks.shape[0] < 3:
         raise ValueError('DAVIS leaves out the first and last frames, so a '
-                         f'sequence needs >= 3 frames, got {gt_masks.shape[0]}')
+                         'sequence needs >= 3 frames, got '
+                         f'{gt_masks.shape[0]}')
     gt_masks = np.where(gt_masks == 255, 0, gt_masks)
     num_objects = int(gt_masks[0].max())
     gt_masks, pred_masks = gt_masks[1:-1], pred_masks[1:-1]
