@@ -56,10 +56,12 @@ LOG_PROCESSORS = _node('log processor', MMENGINE_LOG_PROCESSORS,
                        'densecl_plugin.engine')
 
 # Data
-DATASETS = _node('dataset', MMENGINE_DATASETS, 'densecl_plugin.datasets')
+DATASETS = _node('dataset', MMENGINE_DATASETS, 'densecl_plugin.datasets',
+                 'densecl_plugin.evaluation')
 DATA_SAMPLERS = _node('data sampler', MMENGINE_DATA_SAMPLERS,
                       'densecl_plugin.datasets')
-TRANSFORMS = _node('transform', MMENGINE_TRANSFORMS, 'densecl_plugin.datasets')
+TRANSFORMS = _node('transform', MMENGINE_TRANSFORMS, 'densecl_plugin.datasets',
+                   'densecl_plugin.evaluation')
 
 # Models
 MODELS = _node('model', MMENGINE_MODELS, 'densecl_plugin.models',
