@@ -1,0 +1,11 @@
+# FCN R50-D8 on ADE20K (150 classes), 512x512 crops, 4 GPUs x 4.
+_base_ = [
+    './models/fcn_r50-d8.py', 'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py'
+]
+crop_size = (512, 512)
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    decode_head=dict(num_classes=150),
+    auxiliary_head=dict(num_classes=150))
