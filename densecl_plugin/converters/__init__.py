@@ -13,7 +13,8 @@ from .to_detectron2 import convert_to_detectron2, torchvision_to_detectron2_key
 from .to_torchvision import convert_to_torchvision
 
 __all__ = [
-    'BACKBONE_PREFIXES', 'BackboneNotFoundError', 'BackboneWeights', 'check_torchvision_resnet',
+    'BACKBONE_PREFIXES', 'BackboneNotFoundError', 'BackboneWeights',
+    'check_torchvision_resnet',
     'convert_to_detectron2', 'convert_to_torchvision',
     'extract_backbone_state_dict', 'extract_backbone_weights',
     'find_state_dict', 'infer_resnet_depth', 'load_backbone_weights',

@@ -3,10 +3,11 @@
 
 mmdet's and mmseg's plain ``ResNet`` (``style='pytorch'``, 7x7 stem, no
 ``deep_stem``) name their parameters exactly like torchvision's
-``torchvision.models.resnet``: ``conv1``, ``bn1``, ``layer{1..4}.{j}.conv{1..3}``,
-``bn{1..3}``, ``downsample.{0,1}``. This module describes that layout (names
-and shapes) from the architecture table alone, without importing either
-library, so a converted file can be checked before anyone loads it.
+``torchvision.models.resnet``: ``conv1``, ``bn1``,
+``layer{1..4}.{j}.conv{1..3}``, ``bn{1..3}``, ``downsample.{0,1}``. This
+module describes that layout (names and shapes) from the architecture table
+alone, without importing either library, so a converted file can be checked
+before anyone loads it.
 """
 import re
 from typing import Any, Dict, Mapping, Tuple

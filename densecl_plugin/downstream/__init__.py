@@ -1,18 +1,27 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""What mmdet/mmseg benchmark configs need from us, via ``custom_imports``.
+"""Transfer to mmdet / mmseg: what their benchmark configs need from us
+(via ``custom_imports``), and the tools that run those benchmarks.
 
 - :class:`DenseCLPretrained` (our ``WEIGHT_INITIALIZERS``, referred to as
   ``densecl_plugin.DenseCLPretrained`` from mmdet/mmseg configs);
 - :class:`DenseCLResLayerExtraNorm` (registered in mmdet's ``MODELS``),
-  imported only when mmdet is installed, so that mmseg-only setups work.
+  imported only when mmdet is installed, so that mmseg-only setups work;
+- :func:`make_smoke_config`: a benchmark config shrunk to CPU size;
+- :func:`run_transfer` and :data:`BENCHMARKS`: run benchmarks, tabulate.
 """
 import importlib.util
 
-from .densecl_pretrained import CHECKPOINT_OPTION, DenseCLPretrained, \
-    check_pretrained
+from .densecl_pretrained import (CHECKPOINT_OPTION, DenseCLPretrained,
+                                 check_pretrained)
+from .smoke import make_smoke_config
+from .transfer import BENCHMARKS, Benchmark, run_transfer
 
-__all__ = ['CHECKPOINT_OPTION', 'DenseCLPretrained', 'check_pretrained']
+__all__ = [
+    'BENCHMARKS', 'Benchmark', 'CHECKPOINT_OPTION', 'DenseCLPretrained',
+    'check_pretrained', 'make_smoke_config', 'run_transfer'
+]
 
 if importlib.util.find_spec('mmdet') is not None:
-    from .densecl_res_layer_extra_norm import DenseCLResLayerExtraNorm  # noqa
+    from .densecl_res_layer_extra_norm import \
+        DenseCLResLayerExtraNorm  # noqa: F401
     __all__.append('DenseCLResLayerExtraNorm')

@@ -5,7 +5,8 @@ Used as the *model-level* ``init_cfg`` of our mmdet/mmseg benchmark configs::
 
     model = dict(
         init_cfg=dict(type='densecl_plugin.DenseCLPretrained',
-                      checkpoint=None,  # --cfg-options model.init_cfg.checkpoint=PATH
+                      checkpoint=None,  # set by --cfg-options
+                      # model.init_cfg.checkpoint=PATH
                       targets=['backbone', 'roi_head.shared_head']))
 
 so that ONE override sets the weights of every part that comes from the

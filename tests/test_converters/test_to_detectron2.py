@@ -123,8 +123,8 @@ def test_roundtrip_into_detectron2_layout(resnet50_sd, make_checkpoint,
 def test_cli_from_openselfsup(resnet50_sd, make_checkpoint, tmp_path, capsys):
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     spec = importlib.util.spec_from_file_location(
-        'tw_d2_cli', osp.join(root,
-                              'tools/model_converters/densecl_to_detectron2.py'))
+        'tw_d2_cli',
+        osp.join(root, 'tools/model_converters/densecl_to_detectron2.py'))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     src, dst = str(tmp_path / 'o.pth'), str(tmp_path / 'd2.pkl')

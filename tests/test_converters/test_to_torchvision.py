@@ -82,7 +82,8 @@ class TorchvisionResNet(nn.Module):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride,
-                          bias=False), nn.BatchNorm2d(planes * block.expansion))
+                          bias=False),
+                nn.BatchNorm2d(planes * block.expansion))
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -170,8 +171,8 @@ def test_rejects_wrong_shapes_and_unknown_depths(resnet18_sd):
 def test_cli(resnet18_sd, make_checkpoint, tmp_path, capsys):
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     spec = importlib.util.spec_from_file_location(
-        'tw_tv_cli', osp.join(root,
-                              'tools/model_converters/densecl_to_torchvision.py'))
+        'tw_tv_cli',
+        osp.join(root, 'tools/model_converters/densecl_to_torchvision.py'))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     src, dst = str(tmp_path / 'o.pth'), str(tmp_path / 'tv.pth')

@@ -1,7 +1,6 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """The tiny layouts, read back by the stock mmdet / mmseg datasets and
 compared with the source annotations parsed independently here."""
-import json
 import os.path as osp
 import xml.etree.ElementTree as ET
 

@@ -223,7 +223,8 @@ def test_bad_checkpoint_fails_before_training(bad, tmp_path, tiny_datasets):
         error, match = BackboneNotFoundError, r"found 'neck.' \(1 key\)"
     layout = tiny_datasets('voc12aug')
     cfg = make_smoke_config(
-        osp.join(ROOT, SEG, 'voc12aug/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py'),
+        osp.join(ROOT, SEG,
+                 'voc12aug/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py'),
         ckpt, layout.data_root, str(tmp_path / 'work'))
     runner = Runner.from_cfg(cfg)
     with pytest.raises(error, match=match) as err:

@@ -8,6 +8,10 @@ The checkpoint's weights are random (BN statistics measured on real photos),
 so the detectors train at 1 % of the benchmark lr: at the real lr, two steps
 on random weights blow the features up and nothing is detected, which would
 hide the evaluation path. Optimisation itself is not under test here.
+
+The VOC12 + aug layout runs the same way, but through
+``tools/benchmarks/run_transfer.py`` and ``tools/train.py`` in a subprocess
+(``tests/test_tools/test_run_transfer.py``).
 """
 import glob
 import json
@@ -29,8 +33,6 @@ CASES = {  # layout -> (config, metric keys that must appear, size kwargs)
              ['coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
               'coco/segm_mAP_50'],
              dict(img_size=96, num_rois=16, lr_scale=0.01)),
-    'voc12aug': (f'{SEG}/voc12aug/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py',
-                 ['mIoU', 'aAcc'], dict(img_size=64, crop_size=48)),
     'cityscapes': (
         f'{SEG}/cityscapes/fcn_r50-d8_4xb2-40k_cityscapes-769x769.py',
         ['mIoU', 'aAcc'], dict(img_size=64, crop_size=48)),

@@ -10,7 +10,8 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 from densecl_plugin.converters import (convert_to_torchvision,  # noqa: E402
                                        infer_resnet_depth)
 

@@ -1,4 +1,4 @@
-# FCN R50-D8 on ADE20K (150 classes), 512x512 crops, 4 GPUs x 4.
+# FCN R50-D8 with a DenseCL backbone; schedule: mmseg's, see `_base_`.
 _base_ = [
     './models/fcn_r50-d8.py', 'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py'

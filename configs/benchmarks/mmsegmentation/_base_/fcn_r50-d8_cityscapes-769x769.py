@@ -1,4 +1,4 @@
-# FCN R50-D8 on Cityscapes (19 classes), 769x769 crops, slide inference,
+# FCN R50-D8 with a DenseCL backbone; schedule: mmseg's, see `_base_`.
 # 4 GPUs x 2.
 _base_ = [
     './models/fcn_r50-d8.py', 'mmseg::_base_/datasets/cityscapes_769x769.py',

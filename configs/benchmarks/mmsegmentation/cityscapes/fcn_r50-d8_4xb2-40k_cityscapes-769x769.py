@@ -1,4 +1,4 @@
-# FCN R50-D8, DenseCL backbone, cityscapes-769x769, 40k iterations (mmseg's schedule_40k).
+# FCN R50-D8 with a DenseCL backbone; schedule: mmseg's, see `_base_`.
 _base_ = [
     '../_base_/fcn_r50-d8_cityscapes-769x769.py',
     'mmseg::_base_/schedules/schedule_40k.py'

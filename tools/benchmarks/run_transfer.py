@@ -1,0 +1,85 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""Fine-tune one pre-trained checkpoint on downstream benchmarks, tabulate.
+
+    python tools/benchmarks/run_transfer.py PRETRAIN \\
+        [--benchmarks voc0712-c4-24k voc12aug-20k ... | all]
+        [--configs CFG ...]
+        [--gpus N] [--launcher none|pytorch|slurm] [--partition P]
+        [--work-dir ROOT] [--print-only] [--collect-only] [-- train.py args]
+
+Checks PRETRAIN first, runs each benchmark in turn (``--print-only``: prints
+the commands for a cluster instead), then writes
+``ROOT/<ckpt>/results.{md,csv}``: our metrics next to the published DenseCL
+and MoCo v2 numbers. ``--list`` shows the benchmarks.
+"""
+import argparse
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+from densecl_plugin.downstream.transfer import (BENCHMARKS,  # noqa: E402
+                                                benchmark_for_config,
+                                                get_benchmarks, run_transfer)
+
+
+def parse_args(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if '--' in argv:
+        cut = argv.index('--')
+        argv, extra = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('pretrain', nargs='?', help='pre-trained checkpoint')
+    parser.add_argument('--benchmarks', nargs='+', default=[],
+                        help=f'names ({", ".join(BENCHMARKS)}) or "all"')
+    parser.add_argument('--configs', nargs='+', default=[],
+                        help='benchmark config files (any mmdet/mmseg '
+                        'config taking model.init_cfg.checkpoint)')
+    parser.add_argument('--gpus', type=int,
+                        help="GPUs per run (default: the protocol's)")
+    parser.add_argument('--launcher', default='pytorch',
+                        choices=['none', 'pytorch', 'slurm'])
+    parser.add_argument('--partition', help='Slurm partition')
+    parser.add_argument('--work-dir', default='work_dirs/transfer',
+                        help='root of the runs and the results table')
+    parser.add_argument('--print-only', action='store_true',
+                        help='print the commands, run nothing')
+    parser.add_argument('--collect-only', action='store_true',
+                        help='only read the metrics of finished runs')
+    parser.add_argument('--list', action='store_true',
+                        help='list the benchmarks and exit')
+    args = parser.parse_args(argv)
+    args.extra = extra
+    if not args.list and not args.pretrain:
+        parser.error('PRETRAIN is required')
+    if not args.list and not (args.benchmarks or args.configs):
+        parser.error('give --benchmarks and/or --configs')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.list:
+        for b in BENCHMARKS.values():
+            print(f'{b.name:16s} {b.gpus} GPUs  {b.config}')
+        return 0
+    try:
+        benchmarks = get_benchmarks(args.benchmarks) if args.benchmarks \
+            else []
+        benchmarks += [benchmark_for_config(c) for c in args.configs]
+        results = run_transfer(args.pretrain, benchmarks, args.work_dir,
+                               args.gpus, args.launcher, args.partition,
+                               args.extra, args.print_only,
+                               args.collect_only)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    failed = [n for n, r in results.items() if r['returncode']]
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
