@@ -52,6 +52,16 @@ class BaseMomentumContrast(BaseModel):
         data_preprocessor (dict | nn.Module, optional): Built from our scope
             when a dict; None gives MMEngine's ``BaseDataPreprocessor``.
         init_cfg (dict, optional): Initialization config.
+        channels_last (bool): Train in ``torch.channels_last`` memory format
+            end to end: the 4-D weights (convolutions) of both encoders are
+            stored channels-last, and so are the data preprocessor's batches
+            (its ``channels_last`` is switched on). The same arithmetic in
+            another memory order. Defaults to False.
+        compile_backbone (bool | dict): ``torch.compile`` the query and the
+            key backbone in place (``nn.Module.compile``, so parameter names
+            and checkpoints are unchanged); a dict gives the arguments of
+            ``torch.compile`` (e.g. ``dict(mode='max-autotune')``). Defaults
+            to False.
 
     Raises:
         ValueError: on a non-positive ``queue_len``/``feat_dim`` or a neck
@@ -66,7 +76,9 @@ class BaseMomentumContrast(BaseModel):
                  feat_dim: int,
                  momentum: float,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 channels_last: bool = False,
+                 compile_backbone: Union[bool, dict] = False) -> None:
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(copy.deepcopy(data_preprocessor))
         super().__init__(data_preprocessor=data_preprocessor,
@@ -90,6 +102,29 @@ class BaseMomentumContrast(BaseModel):
         self.encoder_k = MomentumEncoder(
             nn.Sequential(self.backbone, self.neck), momentum)
         self.queue_names: List[str] = []
+        self._set_speed_options(channels_last, compile_backbone)
+
+    def _set_speed_options(self, channels_last: bool,
+                           compile_backbone: Union[bool, dict]) -> None:
+        """Apply ``channels_last`` and ``compile_backbone`` (see the class)."""
+        name = type(self).__name__
+        if not isinstance(channels_last, bool):
+            raise TypeError(f'{name}: channels_last must be a bool, got '
+                            f'{channels_last!r}')
+        if not isinstance(compile_backbone, (bool, dict)):
+            raise TypeError(f'{name}: compile_backbone must be a bool or a '
+                            f'dict of torch.compile arguments, got '
+                            f'{compile_backbone!r}')
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)  # 4-D weights only
+            if hasattr(self.data_preprocessor, 'channels_last'):
+                self.data_preprocessor.channels_last = True
+        if compile_backbone is not False:
+            kwargs = {} if compile_backbone is True else dict(
+                compile_backbone)
+            self.backbone.compile(**kwargs)  # query backbone
+            self.encoder_k.module[0].compile(**kwargs)  # key backbone
 
     def _register_queue(self, name: str) -> None:
         """Register the queue ``name`` ``(D, K)`` and its pointer."""

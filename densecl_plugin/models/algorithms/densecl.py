@@ -77,6 +77,10 @@ class DenseCL(BaseMomentumContrast):
             ``dict(type='SelfSupDataPreprocessor')``; None gives MMEngine's
             ``BaseDataPreprocessor``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
+        channels_last (bool): Channels-last memory format end to end (see
+            :class:`BaseMomentumContrast`). Defaults to False.
+        compile_backbone (bool | dict): ``torch.compile`` both backbones
+            (see :class:`BaseMomentumContrast`). Defaults to False.
     """
 
     #: the names accepted by ``matching``; ``_match_<name>`` implements each
@@ -94,7 +98,9 @@ class DenseCL(BaseMomentumContrast):
                  log_correspondence: bool = False,
                  data_preprocessor: Optional[Union[
                      dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 channels_last: bool = False,
+                 compile_backbone: Union[bool, dict] = False) -> None:
         if neck is None:
             neck = dict(type='DenseCLNeck', in_channels=2048,
                         hid_channels=2048, out_channels=feat_dim,
@@ -108,7 +114,9 @@ class DenseCL(BaseMomentumContrast):
             feat_dim=feat_dim,
             momentum=momentum,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+            channels_last=channels_last,
+            compile_backbone=compile_backbone)
         if isinstance(loss_lambda, bool) or not isinstance(
                 loss_lambda, (int, float)) or not 0 <= loss_lambda <= 1:
             raise ValueError(f'DenseCL: loss_lambda must be in [0, 1], got '

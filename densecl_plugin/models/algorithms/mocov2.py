@@ -35,6 +35,10 @@ class MoCoV2(BaseMomentumContrast):
             ``dict(type='SelfSupDataPreprocessor')``; None gives MMEngine's
             ``BaseDataPreprocessor``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
+        channels_last (bool): Channels-last memory format end to end (see
+            :class:`BaseMomentumContrast`). Defaults to False.
+        compile_backbone (bool | dict): ``torch.compile`` both backbones
+            (see :class:`BaseMomentumContrast`). Defaults to False.
     """
 
     def __init__(self,
@@ -46,7 +50,9 @@ class MoCoV2(BaseMomentumContrast):
                  momentum: float = 0.999,
                  data_preprocessor: Optional[Union[
                      dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
-                 init_cfg: Optional[dict] = None) -> None:
+                 init_cfg: Optional[dict] = None,
+                 channels_last: bool = False,
+                 compile_backbone: Union[bool, dict] = False) -> None:
         if neck is None:
             neck = dict(type='MoCoV2Neck', in_channels=2048,
                         hid_channels=2048, out_channels=feat_dim)
@@ -59,7 +65,9 @@ class MoCoV2(BaseMomentumContrast):
             feat_dim=feat_dim,
             momentum=momentum,
             data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg)
+            init_cfg=init_cfg,
+            channels_last=channels_last,
+            compile_backbone=compile_backbone)
         self._register_queue('queue')  # DxK keys k
 
     def _encode_key(self, im_k: Tensor) -> Tuple[Tensor]:

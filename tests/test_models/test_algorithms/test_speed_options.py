@@ -1,0 +1,108 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""``channels_last`` and ``compile_backbone`` of DenseCL and MoCo v2: the
+same losses and gradients as the plain model, the same checkpoints."""
+import copy
+
+import pytest
+import torch
+
+from densecl_plugin.models import DenseCL, MoCoV2
+
+CL = torch.channels_last
+#: channels-last vs contiguous: the same arithmetic in another order
+CL_TOL = dict(rtol=1e-4, atol=1e-5)
+
+
+def _build(cls, **kwargs):
+    """A narrow ResNet-18 (16 base channels) and small heads."""
+    torch.manual_seed(0)
+    neck = 'DenseCLNeck' if cls is DenseCL else 'MoCoV2Neck'
+    return cls(backbone=dict(type='mmdet.ResNet', depth=18, base_channels=16,
+                             out_indices=(3, ), norm_cfg=dict(type='BN')),
+               neck=dict(type=neck, in_channels=128, hid_channels=64,
+                         out_channels=16),
+               queue_len=64, feat_dim=16, **kwargs)
+
+
+def _batch(size=64):
+    g = torch.Generator().manual_seed(1)
+    views = [torch.randint(0, 256, (4, 3, size, size), generator=g,
+                           dtype=torch.uint8) for _ in range(2)]
+    return dict(inputs=views, data_samples=None)
+
+
+def _losses(model, data):
+    torch.manual_seed(2)  # the key batch shuffle
+    data = model.data_preprocessor(data, training=True)
+    return model(**data, mode='loss'), data['inputs']
+
+
+@pytest.mark.parametrize('cls', [DenseCL, MoCoV2])
+def test_channels_last_gives_the_same_losses_and_gradients(cls):
+    plain = _build(cls)
+    fast = _build(cls, channels_last=True)
+    fast.load_state_dict(plain.state_dict())  # contiguous checkpoint loads
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    for m in (fast.backbone, fast.encoder_k.module[0]):
+        assert m.conv1.weight.is_contiguous(memory_format=CL)
+    assert fast.queue.is_contiguous()  # 2-D buffers untouched
+    data = _batch()
+    ref, ref_inputs = _losses(plain, data)
+    out, inputs = _losses(fast, data)
+    assert all(v.is_contiguous(memory_format=CL) for v in inputs)
+    assert not ref_inputs[0].is_contiguous(memory_format=CL)
+    for key in ref:
+        torch.testing.assert_close(out[key], ref[key], **CL_TOL)
+    sum(ref.values()).backward()
+    sum(out.values()).backward()
+    for (name, p), q in zip(fast.named_parameters(), plain.parameters()):
+        if q.grad is not None:  # summation order: 1e-5 of the largest entry
+            err = (p.grad - q.grad).abs().max()
+            assert err <= 1e-4 * q.grad.abs().max(), (name, float(err))
+    # an optimizer step and the momentum update keep the layout
+    torch.optim.SGD(fast.parameters(), lr=0.1, momentum=0.9).step()
+    _losses(fast, data)
+    assert fast.backbone.conv1.weight.is_contiguous(memory_format=CL)
+    assert fast.encoder_k.module[0].conv1.weight.is_contiguous(
+        memory_format=CL)
+
+
+def test_bad_option_types_are_named():
+    with pytest.raises(TypeError, match='channels_last'):
+        _build(DenseCL, channels_last='yes')
+    with pytest.raises(TypeError, match='compile_backbone'):
+        _build(MoCoV2, compile_backbone='max-autotune')
+
+
+def test_compiled_backbones_trace_and_keep_names_and_values():
+    """Dynamo traces both backbones; the ``eager`` backend runs the traced
+    graph without code generation, so the values are the plain ones."""
+    torch._dynamo.reset()
+    plain = _build(DenseCL)
+    fast = _build(DenseCL, compile_backbone=dict(backend='eager'))
+    fast.load_state_dict(plain.state_dict())
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    assert not any('_orig_mod' in k for k in fast.state_dict())
+    data = _batch(32)
+    ref, _ = _losses(plain, data)
+    out, _ = _losses(fast, data)
+    for key in ref:
+        torch.testing.assert_close(out[key], ref[key], rtol=0, atol=0)
+    assert fast.backbone._compiled_call_impl is not None
+    assert fast.encoder_k.module[0]._compiled_call_impl is not None
+
+
+@pytest.mark.slow
+def test_inductor_compiled_backbones_match_eager():
+    """Inductor generates C++ for the CPU (a minute or more here)."""
+    torch._dynamo.reset()
+    plain = _build(DenseCL)
+    fast = _build(DenseCL, compile_backbone=True)
+    fast.load_state_dict(copy.deepcopy(plain.state_dict()))
+    data = _batch(32)
+    ref, _ = _losses(plain, data)
+    out, _ = _losses(fast, data)
+    for key in ref:
+        torch.testing.assert_close(out[key], ref[key], **CL_TOL)
+    sum(out.values()).backward()
+    assert fast.backbone.conv1.weight.grad is not None
