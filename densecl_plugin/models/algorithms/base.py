@@ -102,11 +102,19 @@ class BaseMomentumContrast(BaseModel):
         self.encoder_k = MomentumEncoder(
             nn.Sequential(self.backbone, self.neck), momentum)
         self.queue_names: List[str] = []
-        self._set_speed_options(channels_last, compile_backbone)
+        self.set_speed_options(channels_last, compile_backbone)
 
-    def _set_speed_options(self, channels_last: bool,
-                           compile_backbone: Union[bool, dict]) -> None:
-        """Apply ``channels_last`` and ``compile_backbone`` (see the class)."""
+    def set_speed_options(self, channels_last: bool = False,
+                          compile_backbone: Union[bool, dict] = False) -> None:
+        """Apply ``channels_last`` and ``compile_backbone`` (see the class).
+
+        Called by ``__init__``; call it on a built model to switch the
+        options on later (switching them off again is not supported).
+
+        Args:
+            channels_last (bool): See the class. Defaults to False.
+            compile_backbone (bool | dict): See the class. Defaults to False.
+        """
         name = type(self).__name__
         if not isinstance(channels_last, bool):
             raise TypeError(f'{name}: channels_last must be a bool, got '
@@ -115,7 +123,8 @@ class BaseMomentumContrast(BaseModel):
             raise TypeError(f'{name}: compile_backbone must be a bool or a '
                             f'dict of torch.compile arguments, got '
                             f'{compile_backbone!r}')
-        self.channels_last = channels_last
+        self.channels_last = getattr(self, 'channels_last',
+                                     False) or channels_last
         if channels_last:
             self.to(memory_format=torch.channels_last)  # 4-D weights only
             if hasattr(self.data_preprocessor, 'channels_last'):

@@ -67,6 +67,17 @@ def test_channels_last_gives_the_same_losses_and_gradients(cls):
         memory_format=CL)
 
 
+def test_options_switch_on_after_building():
+    model = _build(MoCoV2)
+    assert not model.channels_last
+    model.set_speed_options(channels_last=True)
+    assert model.channels_last and model.data_preprocessor.channels_last
+    assert model.encoder_k.module[0].conv1.weight.is_contiguous(
+        memory_format=CL)
+    model.set_speed_options()  # no option: nothing switched off
+    assert model.channels_last
+
+
 def test_bad_option_types_are_named():
     with pytest.raises(TypeError, match='channels_last'):
         _build(DenseCL, channels_last='yes')
