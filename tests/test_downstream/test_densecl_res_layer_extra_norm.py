@@ -11,9 +11,11 @@ from densecl_plugin.downstream import DenseCLResLayerExtraNorm
 
 def test_registered_in_mmdet_models():
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
     assert MODELS.get('DenseCLResLayerExtraNorm') is DenseCLResLayerExtraNorm
-    head = MODELS.build(dict(type='DenseCLResLayerExtraNorm', depth=50,
-                             norm_cfg=dict(type='SyncBN')))
+    with DefaultScope.overwrite_default_scope('mmdet'):  # as mmdet configs
+        head = MODELS.build(dict(type='DenseCLResLayerExtraNorm', depth=50,
+                                 norm_cfg=dict(type='SyncBN')))
     assert isinstance(head.extra_norm, nn.SyncBatchNorm)
     assert head.extra_norm.num_features == 2048
     assert sorted({k.split('.')[0] for k in head.state_dict()}) == [
