@@ -14,7 +14,8 @@ pixel by pixel::
         --workers 1 2 --out work_dirs/pipeline.json
 
 The images are scikit-image's colour photos written as JPEGs with their
-longest side ``--max-side`` (ImageNet-like sizes), or any folder (``--images``).
+longest side ``--max-side`` (ImageNet-like sizes), or any folder
+(``--images``).
 """
 import argparse
 import contextlib
@@ -590,8 +591,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     if args.decode_study:
         res['decode_study'] = reduced_decode_study(paths)
     res['paths'] = [osp.basename(p) for p in paths]
-    res['command'] = ' '.join(['python', 'tools/analysis/benchmark_pipeline.py',
-                               *(sys.argv[1:] if argv is None else argv)])
+    res['command'] = ' '.join([
+        'python', 'tools/analysis/benchmark_pipeline.py',
+        *(sys.argv[1:] if argv is None else argv)])
     print(format_table(res))
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)

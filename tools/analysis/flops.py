@@ -1,15 +1,17 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """FLOPs and bytes of one DenseCL / MoCo v2 training step, and GPU-days.
 
-Counts, with ``torch.utils.flop_counter.FlopCounterMode`` on fake tensors
-(``FakeTensorMode``: shapes only, nothing is computed, so ResNet-50 at the
-paper's batch runs in seconds on any machine), the FLOPs of every part of a step: the query
-backbone forward and backward, the key encoder forward, the global and dense
-necks, the backbone-feature matching and the logits of both InfoNCE losses
-(the memory-frugal loss computes its input gradients in its forward, so its
-"forward" holds both matrix products). Bytes: parameters, gradients and
-SGD momentum, the activations autograd saves for the backward pass, and the
-dense logits (what the plain loss keeps against the frugal loss's chunk).
+Counts, with ``torch.utils.flop_counter.FlopCounterMode``, the FLOPs of
+every part of a step: the query backbone forward and backward, the key
+encoder forward, the global and dense necks, the backbone-feature matching
+and the logits of both InfoNCE losses (the memory-frugal loss computes its
+input gradients in its forward, so its count holds both matrix products).
+The networks run on fake tensors (``FakeTensorMode``: shapes only, nothing
+is computed, so ResNet-50 at the paper's batch takes seconds on any
+machine); the losses, which look at values, run on real random unit
+vectors. Bytes: parameters, gradients and SGD momentum, the activations
+autograd saves for the backward pass, and the dense logits (what the plain
+loss keeps against the frugal loss's chunk).
 Then the time of a run at a stated fraction of a GPU's peak::
 
     python tools/analysis/flops.py                      # R50, N=32, 224 px
