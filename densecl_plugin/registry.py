@@ -70,7 +70,8 @@ MODEL_WRAPPERS = _node('model_wrapper', MMENGINE_MODEL_WRAPPERS,
                        'densecl_plugin.models')
 WEIGHT_INITIALIZERS = _node('weight initializer',
                             MMENGINE_WEIGHT_INITIALIZERS,
-                            'densecl_plugin.models')
+                            'densecl_plugin.models',
+                            'densecl_plugin.downstream')
 
 # Optimisation
 OPTIMIZERS = _node('optimizer', MMENGINE_OPTIMIZERS, 'densecl_plugin.engine')
