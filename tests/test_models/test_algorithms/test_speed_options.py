@@ -103,17 +103,16 @@ def test_compiled_backbones_trace_and_keep_names_and_values():
     assert fast.encoder_k.module[0]._compiled_call_impl is not None
 
 
-@pytest.mark.slow
 def test_inductor_compiled_backbones_match_eager():
-    """Inductor generates C++ for the CPU (a minute or more here)."""
+    """Inductor generates C++ for the CPU; forward only (no_grad) keeps the
+    compile to seconds (with gradients it takes minutes here)."""
     torch._dynamo.reset()
     plain = _build(DenseCL)
     fast = _build(DenseCL, compile_backbone=True)
     fast.load_state_dict(copy.deepcopy(plain.state_dict()))
     data = _batch(32)
-    ref, _ = _losses(plain, data)
-    out, _ = _losses(fast, data)
+    with torch.no_grad():
+        ref, _ = _losses(plain, data)
+        out, _ = _losses(fast, data)
     for key in ref:
         torch.testing.assert_close(out[key], ref[key], **CL_TOL)
-    sum(out.values()).backward()
-    assert fast.backbone.conv1.weight.grad is not None
