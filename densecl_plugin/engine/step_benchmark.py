@@ -6,18 +6,16 @@ backbone (same weights), batch, input size and queue length; their full
 training steps (forward, backward, SGD step) are run *interleaved*, in
 alternating order, so that a shared or throttling machine slows both alike,
 and the medians are compared. Peak memory is measured per step in separate,
-untimed passes:
+untimed passes, as the most tensor memory live at once during the step above
+what was live before it:
 
-- CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated
-  before the step;
-- CPU (Linux/glibc): the resident-set high-water mark above the resident
-  set before the step. The mark is reset through ``/proc/self/clear_refs``
-  and glibc is told (``mallopt``) to serve every allocation of 64 KiB or
-  more with its own ``mmap``, so freed tensors leave the resident set at
-  once; elsewhere the CPU figure is None.
+- CUDA: ``torch.cuda.max_memory_allocated``;
+- CPU: the memory timeline of ``torch.profiler`` (every tensor allocation
+  and free with its time), which does not depend on how the C allocator
+  reuses or returns freed memory; None if this torch lacks it.
 """
 import contextlib
-import ctypes
+import gc
 import logging
 import math
 import statistics
@@ -31,65 +29,49 @@ from torch import Tensor, nn
 
 from densecl_plugin.models.losses import queue_infonce_loss
 
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-
 
 def _sync(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
 
 
-def _proc_status_bytes(key: str) -> int:
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024  # kB
-    raise KeyError(key)
-
-
-@contextlib.contextmanager
-def _cpu_peak_probe():
-    """Yield a ``(reset, peak)`` pair of callables for the CPU, or None.
-
-    While open, glibc serves allocations of 64 KiB or more with their own
-    ``mmap`` (so a freed tensor leaves the resident set at once); on exit
-    the threshold goes to 32 MiB, glibc's own upper bound for its dynamic
-    threshold, so that later code is not slowed by page faults.
-    """
+def _cpu_peak(fn: Callable[[], object]) -> Optional[int]:
+    """Peak live CPU tensor bytes during ``fn()`` from the profiler."""
     try:
-        libc = ctypes.CDLL('libc.so.6')
-        libc.mallopt(M_MMAP_THRESHOLD, 1 << 16)
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        _proc_status_bytes('VmHWM')
-    except (OSError, AttributeError, KeyError):
-        yield None
-        return
-
-    def reset() -> int:
-        libc.malloc_trim(0)
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # VmHWM <- VmRSS
-        return _proc_status_bytes('VmRSS')
-
-    try:
-        yield reset, lambda: _proc_status_bytes('VmHWM')
-    finally:
-        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler._memory_profiler import Action
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                     record_shapes=True, with_stack=True) as prof:
+            fn()
+        timeline = prof._memory_profile().timeline
+    except (ImportError, AttributeError, ValueError, RuntimeError):
+        return None
+    live = peak = 0
+    for _, action, (key, _), nbytes in timeline:
+        if key.device.type != 'cpu' or action == Action.PREEXISTING:
+            continue
+        if action == Action.CREATE:
+            live += nbytes
+        elif action == Action.DESTROY:
+            live -= nbytes
+        peak = max(peak, live)
+    return peak
 
 
 def peak_memory(fn: Callable[[], object],
                 device: torch.device) -> Optional[int]:
-    """Bytes that ``fn()`` needs at its peak above what was in use before.
+    """Most bytes of tensors live at once during ``fn()``, beyond those
+    live before it.
 
     Args:
         fn (Callable): The work to measure.
         device (torch.device): Where it runs.
 
     Returns:
-        int | None: The peak in bytes; None on a CPU without the Linux /
-        glibc facilities described in the module docstring.
+        int | None: The peak in bytes; None on a CPU whose torch has no
+        profiler memory timeline.
     """
+    gc.collect()
     if device.type == 'cuda':
         _sync(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -97,13 +79,7 @@ def peak_memory(fn: Callable[[], object],
         fn()
         _sync(device)
         return torch.cuda.max_memory_allocated(device) - base
-    with _cpu_peak_probe() as probe:
-        if probe is None:
-            return None
-        reset, peak = probe
-        base = reset()
-        fn()
-        return peak() - base
+    return _cpu_peak(fn)
 
 
 def build_models(depth: int = 50, queue_len: int = 65536,

@@ -24,15 +24,15 @@ def test_peak_memory_sees_a_known_allocation():
 
     peak = peak_memory(work, CPU)
     if peak is None:
-        pytest.skip('no /proc/self/clear_refs or glibc here')
-    assert 0.95 * nbytes <= peak <= 1.25 * nbytes
+        pytest.skip('this torch has no profiler memory timeline')
+    assert peak == nbytes  # the 64 MiB tensor, not 64 + 32 MiB
 
 
 def test_frugal_dense_loss_needs_a_fraction_of_plain_memory():
     out = benchmark_dense_loss(M=256, K=32768, D=64, iters=1)
     assert out['max_abs_diff'] < 1e-5
     if out['plain']['peak'] is None:
-        pytest.skip('no CPU peak-memory probe here')
+        pytest.skip('this torch has no profiler memory timeline')
     # plain keeps logits, log-softmax and their gradient: 3 x 32 MiB
     assert out['plain']['peak'] > 80 * 2**20
     assert out['frugal']['peak'] < 0.5 * out['plain']['peak']
