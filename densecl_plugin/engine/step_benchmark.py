@@ -141,6 +141,16 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     return float(loss.detach())
 
 
+def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the training state that lives between steps: parameters,
+    buffers (queues, BN statistics), gradients and optimizer state."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    tensors += [p.grad for p in model.parameters() if p.grad is not None]
+    tensors += [t for st in optimizer.state.values() for t in st.values()
+                if isinstance(t, Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
                      queue_len: int = 65536, iters: int = 10,
                      warmup: int = 2, device: str = 'cpu',
@@ -159,8 +169,11 @@ def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
         log (Callable): Progress printer. Defaults to ``print``.
 
     Returns:
-        dict: Per model ``times`` (s), ``median`` (s), ``peak`` (bytes or
-        None); and the ratios ``time_ratio`` and ``peak_ratio``
+        dict: Per model ``times`` (s), ``median`` (s), ``state`` (bytes of
+        parameters, buffers, gradients and optimizer state between steps),
+        ``transient`` (bytes: the step's peak above all that was live before
+        it, None where unmeasurable) and ``peak`` (``state + transient``);
+        and the ratios ``time_ratio`` and ``peak_ratio``
         (DenseCL / MoCo v2, of the medians) and ``pair_ratio_median`` (the
         median over the interleaved step pairs of their time ratio).
     """
@@ -188,12 +201,13 @@ def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
             + ', '.join(f'{n} {dts[n]:.3f} s' for n in names))
     result = {}
     for name in names:
-        peaks = [peak_memory(lambda: train_step(models[name], optims[name],
-                                                views, amp), dev)
-                 for _ in range(2)]
-        result[name] = dict(times=times[name],
-                            median=statistics.median(times[name]),
-                            peak=peaks[-1])
+        transient = [peak_memory(lambda: train_step(
+            models[name], optims[name], views, amp), dev) for _ in range(2)]
+        state = state_bytes(models[name], optims[name])
+        result[name] = dict(
+            times=times[name], median=statistics.median(times[name]),
+            state=state, transient=transient[-1],
+            peak=None if transient[-1] is None else state + transient[-1])
     dc, mc = result['DenseCL'], result['MoCoV2']
     result['time_ratio'] = dc['median'] / mc['median']
     result['pair_ratio_median'] = statistics.median(
@@ -288,7 +302,8 @@ def format_report(steps: Optional[dict] = None,
         for name in ('DenseCL', 'MoCoV2'):
             r = steps[name]
             lines.append(f"  {name:8s} median step {r['median']:.3f} s   "
-                         f"peak step memory {_mib(r['peak'])}")
+                         f"peak memory {_mib(r['peak'])} (state "
+                         f"{_mib(r['state'])} + step {_mib(r['transient'])})")
         ratio = steps['peak_ratio']
         lines.append(f"  DenseCL / MoCo v2: time x{steps['time_ratio']:.3f} "
                      f"(median of pairs x{steps['pair_ratio_median']:.3f}), "
