@@ -1,0 +1,162 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""The demo's results table (markdown + JSON) and its loss-curve plot."""
+import json
+import math
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence
+
+#: the initialisations compared, in table order
+INITS = ('random', 'mocov2', 'densecl')
+#: how the table names them
+INIT_LABELS = {'random': 'random init', 'mocov2': 'MoCo v2',
+               'densecl': 'DenseCL'}
+#: table columns: (key in a row, header, number format)
+COLUMNS = (
+    ('pretrain_time_s', 'pre-training time (s)', '{:.0f}'),
+    ('det_AP50', 'det. AP50 (%)', '{:.1f}'),
+    ('det_mAP', 'det. AP50:95 (%)', '{:.1f}'),
+    ('seg_mIoU', 'seg. mIoU (%)', '{:.1f}'),
+    ('corr_acc', 'corr. acc. (%)', '{:.1f}'),
+)
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    if value is None:
+        return '-'
+    if isinstance(value, float) and not math.isfinite(value):
+        return 'nan'
+    return fmt.format(value)
+
+
+def table_rows(pretrain: Dict[str, Dict[str, Any]],
+               detection: Dict[str, Dict[str, Any]],
+               segmentation: Dict[str, Dict[str, Any]],
+               correspondence: Dict[str, Dict[str, Any]]
+               ) -> List[Dict[str, Any]]:
+    """One row per initialisation, metrics in percent.
+
+    Args:
+        pretrain (dict): ``algo -> {'train_time': s, ...}`` for ``mocov2``
+            and ``densecl``.
+        detection (dict): ``init -> VOCMetric metrics`` (``pascal_voc/AP50``
+            and ``pascal_voc/mAP`` in [0, 1]).
+        segmentation (dict): ``init -> IoUMetric metrics`` (``mIoU`` in
+            percent, as mmseg reports it).
+        correspondence (dict): ``init -> {'accuracy': [0, 1], ...}``.
+
+    Returns:
+        list[dict]: rows with ``init``, ``label`` and the :data:`COLUMNS`.
+    """
+    rows = []
+    for init in INITS:
+        det = detection.get(init, {})
+        seg = segmentation.get(init, {})
+
+        def pct(value: Optional[float]) -> Optional[float]:
+            return None if value is None else 100.0 * float(value)
+        rows.append(dict(
+            init=init, label=INIT_LABELS[init],
+            pretrain_time_s=pretrain.get(init, {}).get('train_time'),
+            det_AP50=pct(det.get('pascal_voc/AP50')),
+            det_mAP=pct(det.get('pascal_voc/mAP')),
+            seg_mIoU=None if seg.get('mIoU') is None else float(seg['mIoU']),
+            corr_acc=pct(correspondence.get(init, {}).get('accuracy'))))
+    return rows
+
+
+def format_markdown(rows: Sequence[Dict[str, Any]],
+                    notes: Sequence[str] = ()) -> str:
+    """The rows as a markdown table, with notes as a list below it."""
+    header = '| backbone init | ' + ' | '.join(h for _, h, _ in COLUMNS) + \
+        ' |'
+    rule = '|---|' + '---:|' * len(COLUMNS)
+    lines = [header, rule]
+    for row in rows:
+        cells = [_fmt(row.get(key), fmt) for key, _, fmt in COLUMNS]
+        lines.append(f'| {row["label"]} | ' + ' | '.join(cells) + ' |')
+    if notes:
+        lines.append('')
+        lines += [f'- {n}' for n in notes]
+    return '\n'.join(lines) + '\n'
+
+
+def write_report(out_dir: str, rows: Sequence[Dict[str, Any]],
+                 notes: Sequence[str], extra: Dict[str, Any],
+                 stem: str = 'results') -> Dict[str, str]:
+    """Write ``<stem>.md`` (table and notes) and ``<stem>.json`` (rows,
+    notes and ``extra``: settings, seeds, data, times, files).
+
+    Returns:
+        dict: ``{'markdown': path, 'json': path}``.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    md_path = osp.join(out_dir, f'{stem}.md')
+    json_path = osp.join(out_dir, f'{stem}.json')
+    with open(md_path, 'w') as f:
+        f.write('# DenseCL demo results\n\n' + format_markdown(rows, notes))
+    with open(json_path, 'w') as f:
+        json.dump(dict(rows=list(rows), notes=list(notes), **extra), f,
+                  indent=1, allow_nan=False, default=_json_default)
+    return dict(markdown=md_path, json=json_path)
+
+
+def _json_default(value: Any) -> Any:
+    raise TypeError(f'{type(value).__name__} {value!r} is not JSON-able')
+
+
+def moving_average(values: Sequence[float], window: int) -> List[float]:
+    """Trailing mean over up to ``window`` values (as long as ``values``)."""
+    if window < 1:
+        raise ValueError(f'window must be >= 1, got {window}')
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_loss_curves(curves: Dict[str, List[Dict[str, float]]], path: str,
+                     window: int = 10) -> str:
+    """Plot the pre-training losses of each algorithm (matplotlib Agg).
+
+    Args:
+        curves (dict): ``label -> [{'iter': i, 'loss': ..., ...}, ...]``;
+            every key with ``'loss'`` in it is drawn (raw, faint, and a
+            ``window``-iteration moving average).
+        path (str): the PNG to write.
+        window (int): smoothing window. Defaults to 10.
+
+    Returns:
+        str: ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7.5, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = iter(['tab:blue', 'tab:orange', 'tab:green', 'tab:red',
+                    'tab:purple', 'tab:brown', 'tab:pink', 'tab:grey'])
+    for label, records in curves.items():
+        keys = sorted({k for r in records for k in r if 'loss' in k},
+                      key=lambda k: (k != 'loss', k))
+        for key in keys:
+            pts = [(r['iter'], r[key]) for r in records if key in r]
+            if not pts:
+                continue
+            its, vals = zip(*pts)
+            colour = next(colours, 'black')
+            ax.plot(its, vals, color=colour, alpha=0.2, linewidth=0.8)
+            ax.plot(its, moving_average(vals, window), color=colour,
+                    linewidth=1.8, label=f'{label}: {key}')
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('loss')
+    ax.set_title('Pre-training losses (same data, schedule and seed)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    return path
