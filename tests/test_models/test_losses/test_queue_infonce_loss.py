@@ -80,6 +80,27 @@ def test_no_valid_row_gives_zero_loss_still_connected():
                               valid=torch.zeros(4, dtype=torch.bool))
     loss.backward()
     assert loss.item() == 0 and q.grad is not None and q.grad.abs().max() == 0
+    empty = torch.zeros(0, 8, requires_grad=True)
+    assert queue_infonce_loss(empty, empty.detach(), queue, 0.2).item() == 0
+
+
+@pytest.mark.parametrize('M,max_rows,sizes', [(392, 128, [98] * 4),
+                                              (10, 4, [4, 4, 2])])
+def test_chunks_are_balanced(M, max_rows, sizes, monkeypatch):
+    """Equal chunks up to the last (no 8-row product reading the whole queue for
+    little work); checked through the rows each chunk's product sees."""
+    seen = []
+    mm = torch.mm
+
+    def spy(a, b, **kwargs):
+        if b.shape[1] == 16:  # the (rows, D) @ (D, K) logits product
+            seen.append(a.shape[0])
+        return mm(a, b, **kwargs)
+
+    monkeypatch.setattr(torch, 'mm', spy)
+    q, k, queue = _inputs(M, 8, 16, torch.float32)
+    queue_infonce_loss(q, k, queue, 0.2, chunk_size=max_rows)
+    assert sorted(seen, reverse=True) == sizes
 
 
 def test_large_logits_are_stable():
