@@ -220,8 +220,14 @@ def test_views_are_pixel_identical_to_the_previous_transforms(
     for t in cfg.train_pipeline[1]['transforms'][0]:
         if t['type'] == 'RandomResizedCrop':
             t['size'] = 64
-    current = build_pipeline(cfg.train_pipeline)
-    before = baseline_transforms.build_pipeline(cfg.train_pipeline)
+    from mmengine.registry import DefaultScope
+    # build each in its own scope: under a default scope left by an earlier
+    # test, MMEngine would resolve both through that scope's registry
+    with DefaultScope.overwrite_default_scope('densecl_plugin'):
+        current = build_pipeline(cfg.train_pipeline)
+    baseline_scope = baseline_transforms.__name__.split('.')[0]
+    with DefaultScope.overwrite_default_scope(baseline_scope):
+        before = baseline_transforms.build_pipeline(cfg.train_pipeline)
     assert type(before.transforms[1]) is not type(current.transforms[1])
     for seed, path in enumerate(real_image_paths * 3):
         outs = []
