@@ -86,6 +86,9 @@ def test_bytes(costs):
     assert b['dense_logits_plain'] == N * costs['DenseCL']['S']**2 * (K +
                                                                      1) * 4
     assert b['saved_activations'] > 0
+    # the frugal loss's largest buffer: a chunk of logits, at most all rows
+    M = N * costs['DenseCL']['S']**2
+    assert K * 4 <= b['dense_logits_frugal_chunk'] <= M * K * 4
     assert costs['MoCoV2']['bytes']['queues'] == D * K * 4
 
 

@@ -27,10 +27,11 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
@@ -97,11 +98,28 @@ def saved_activation_bytes(fn: Callable[[], torch.Tensor]) -> int:
     return total[0]
 
 
-@functools.lru_cache(maxsize=None)
-def loss_flops(M: int, K: int, D: int) -> int:
-    """FLOPs of :func:`queue_infonce_loss` (forward and backward).
+class _LargestOutput(TorchDispatchMode):
+    """Records the bytes of the largest tensor any operation produces."""
 
-    Counted on real random unit vectors: the loss looks at its values (to
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in (out if isinstance(out, (tuple, list)) else (out, )):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest,
+                                   t.numel() * t.element_size())
+        return out
+
+
+@functools.lru_cache(maxsize=None)
+def loss_costs(M: int, K: int, D: int) -> Tuple[int, int]:
+    """FLOPs and largest buffer of :func:`queue_infonce_loss` (forward and
+    backward).
+
+    Run on real random unit vectors: the loss looks at its values (to
     choose whether to shift the logits), which shape-only tensors lack.
 
     Args:
@@ -110,15 +128,18 @@ def loss_flops(M: int, K: int, D: int) -> int:
         D (int): Feature dimension.
 
     Returns:
-        int: FLOPs.
+        tuple[int, int]: FLOPs, and the bytes of the largest tensor that
+        any of its operations produces (its chunk of logits).
     """
     g = torch.Generator().manual_seed(0)
     q = F.normalize(torch.randn(M, D, generator=g), dim=1)  # MxD
     k = F.normalize(torch.randn(M, D, generator=g), dim=1)  # MxD
     queue = F.normalize(torch.randn(D, K, generator=g), dim=0)  # DxK
     q.requires_grad_(True)
-    return count_flops(
-        lambda: queue_infonce_loss(q, k, queue, 0.2).backward())
+    with _LargestOutput() as largest:
+        flops = count_flops(
+            lambda: queue_infonce_loss(q, k, queue, 0.2).backward())
+    return flops, largest.largest
 
 
 def step_costs(algo: str = 'DenseCL', depth: int = 50, batch: int = 32,
@@ -127,7 +148,7 @@ def step_costs(algo: str = 'DenseCL', depth: int = 50, batch: int = 32,
     """FLOPs and bytes of one training step on one GPU (``batch`` images).
 
     The networks run on fake tensors (shapes only); the InfoNCE losses,
-    which need values, are counted by :func:`loss_flops` for the shapes
+    which need values, are counted by :func:`loss_costs` for the shapes
     they are called with.
 
     Args:
@@ -159,17 +180,16 @@ def step_costs(algo: str = 'DenseCL', depth: int = 50, batch: int = 32,
         model.to_empty(device='cpu')
         costs = _network_costs(model, algo, batch, size, loss_calls)
     flops = costs['flops']
-    flops['logits_single'] = loss_flops(batch, queue_len, feat_dim)
+    flops['logits_single'] = loss_costs(batch, queue_len, feat_dim)[0]
     if algo == 'DenseCL':
         M = batch * costs['S']**2  # dense rows
-        flops['logits_dense'] = loss_flops(M, queue_len, feat_dim)
+        flops['logits_dense'], chunk_bytes = loss_costs(M, queue_len,
+                                                        feat_dim)
         costs['bytes']['dense_logits_plain'] = M * (queue_len + 1) * 4
-        chunk = max(1, (1 << 23) // queue_len)  # the frugal loss's chunk
-        costs['bytes']['dense_logits_frugal_chunk'] = (min(chunk, M) *
-                                                       queue_len * 4)
+        costs['bytes']['dense_logits_frugal_chunk'] = chunk_bytes
     # the whole step: networks (fake) plus the losses it called
     flops['total'] = flops.pop('total_networks') + sum(
-        loss_flops(*call) for call in costs.pop('loss_calls'))
+        loss_costs(*call)[0] for call in costs.pop('loss_calls'))
     return dict(algo=algo, depth=depth, batch=batch, size=size,
                 K=queue_len, D=feat_dim, **costs)
 
