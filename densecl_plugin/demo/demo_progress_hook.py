@@ -61,7 +61,8 @@ class DemoProgressHook(Hook):
 
     - ``losses``: one dict per training iteration, ``{'iter': i, 'loss': ...,
       'loss_single': ...}`` (every key of the model's log variables that
-      contains ``'loss'``);
+      contains ``'loss'``), plus ``'lambda'``, the weight of DenseCL's dense
+      loss in that iteration, for a model with a ``loss_lambda``;
     - ``metrics``: what the last validation returned;
     - ``train_time``: seconds from the first to the end of the last training
       iteration, validation excluded; ``val_time``: seconds of validation;
@@ -137,6 +138,10 @@ class DemoProgressHook(Hook):
                 number = _to_float(value)
                 if number is not None:
                     record[key] = number
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if hasattr(model, 'loss_lambda'):
+            record['lambda'] = float(model.loss_lambda)
         self.losses.append(record)
         if self._bar is not None:
             if 'loss' in record:

@@ -22,6 +22,7 @@ quick runs override only the iteration counts and use their own work dir.
 import copy
 import hashlib
 import json
+import math
 import os
 import os.path as osp
 import shutil
@@ -33,8 +34,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 from mmengine.config import Config
 
 from .data import DATA_SEED, prepare_demo_data
-from .report import (INIT_LABELS, INITS, format_markdown, plot_loss_curves,
-                     table_rows, write_report)
+from .report import (INIT_LABELS, INITS, format_markdown, infonce_curves,
+                     plot_loss_curves, table_rows, write_report)
 from .runs import load_json, quiet_logs, run_config
 
 #: the demo's configs, relative to the configs folder
@@ -45,7 +46,7 @@ CONFIGS = dict(
     segmentation='demo/fcn_r18-d8_1xb8-120iters_stardist-nuclei.py')
 #: part of every fingerprint: bump it when what a stage stores changes, so
 #: that results written by an older demo are recomputed, not misread
-RESULT_VERSION = 2
+RESULT_VERSION = 3
 #: the pre-training algorithms, in run order
 ALGOS = ('mocov2', 'densecl')
 #: the downstream tasks, in run order
@@ -458,9 +459,14 @@ class Demo:
             segmentation={i: r['metrics']
                           for i, r in finetuned['segmentation'].items()},
             correspondence={i: corr[i] for i in INITS})
-        curves = plot_loss_curves(
-            {INIT_LABELS[a]: pretrained[a]['losses'] for a in ALGOS},
-            osp.join(self.work_dir, 'loss_curves.png'))
+        curves: Dict[str, Any] = {}
+        for algo in ALGOS:
+            curves.update(infonce_curves(INIT_LABELS[algo],
+                                         pretrained[algo]['losses']))
+        queue_len = self.config('densecl').model.queue_len
+        curves = plot_loss_curves(curves,
+                                  osp.join(self.work_dir, 'loss_curves.png'),
+                                  chance=math.log(queue_len + 1))
         m, s = self.manifest, self.settings
         det_cfg = finetuned['detection']['random']
         seg_cfg = finetuned['segmentation']['random']

@@ -4,7 +4,7 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 #: the initialisations compared, in table order
 INITS = ('random', 'mocov2', 'densecl')
@@ -118,16 +118,51 @@ def moving_average(values: Sequence[float], window: int) -> List[float]:
     return out
 
 
-def plot_loss_curves(curves: Dict[str, List[Dict[str, float]]], path: str,
-                     window: int = 10) -> str:
-    """Plot the pre-training losses of each algorithm (matplotlib Agg).
+def infonce_curves(label: str, records: Sequence[Dict[str, float]]
+                   ) -> Dict[str, List[Tuple[int, float]]]:
+    """The unweighted InfoNCE terms of one pre-training, per iteration.
+
+    MoCo v2 logs its InfoNCE as ``loss``. DenseCL logs the weighted terms
+    ``loss_single = (1 - lambda) CE_single`` and ``loss_dense = lambda
+    CE_dense`` (``lambda`` recorded per iteration by
+    :class:`~densecl_plugin.demo.DemoProgressHook`); dividing the weights
+    out makes the curves comparable with MoCo's and continuous where
+    ``lambda`` switches on. ``CE_dense`` exists only where ``lambda > 0``.
 
     Args:
-        curves (dict): ``label -> [{'iter': i, 'loss': ..., ...}, ...]``;
-            every key with ``'loss'`` in it is drawn (raw, faint, and a
-            ``window``-iteration moving average).
+        label (str): the algorithm's name, prefixed to the curve names.
+        records (Sequence[dict]): ``{'iter', 'loss', ...}`` per iteration.
+
+    Returns:
+        dict: curve name -> ``[(iter, value), ...]``.
+    """
+    if any('lambda' in r for r in records):
+        single, dense = [], []
+        for r in records:
+            lam = r['lambda']
+            if lam < 1 and 'loss_single' in r:
+                single.append((r['iter'], r['loss_single'] / (1 - lam)))
+            if lam > 0 and 'loss_dense' in r:
+                dense.append((r['iter'], r['loss_dense'] / lam))
+        return {f'{label}: global InfoNCE': single,
+                f'{label}: dense InfoNCE': dense}
+    return {f'{label}: InfoNCE': [(r['iter'], r['loss']) for r in records
+                                  if 'loss' in r]}
+
+
+def plot_loss_curves(curves: Dict[str, Sequence[Tuple[int, float]]],
+                     path: str, window: int = 10,
+                     chance: Optional[float] = None) -> str:
+    """Plot training curves (matplotlib Agg): raw values faint, a
+    ``window``-iteration moving average bold.
+
+    Args:
+        curves (dict): curve name -> ``[(iter, value), ...]`` (e.g. from
+            :func:`infonce_curves`).
         path (str): the PNG to write.
         window (int): smoothing window. Defaults to 10.
+        chance (float, optional): draw this level as a dashed line (the
+            InfoNCE of a uniform guess, ``ln(K + 1)``). Defaults to None.
 
     Returns:
         str: ``path``.
@@ -137,22 +172,21 @@ def plot_loss_curves(curves: Dict[str, List[Dict[str, float]]], path: str,
     fig = Figure(figsize=(7.5, 4.2), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    colours = iter(['tab:blue', 'tab:orange', 'tab:green', 'tab:red',
-                    'tab:purple', 'tab:brown', 'tab:pink', 'tab:grey'])
-    for label, records in curves.items():
-        keys = sorted({k for r in records for k in r if 'loss' in k},
-                      key=lambda k: (k != 'loss', k))
-        for key in keys:
-            pts = [(r['iter'], r[key]) for r in records if key in r]
-            if not pts:
-                continue
-            its, vals = zip(*pts)
-            colour = next(colours, 'black')
-            ax.plot(its, vals, color=colour, alpha=0.2, linewidth=0.8)
-            ax.plot(its, moving_average(vals, window), color=colour,
-                    linewidth=1.8, label=f'{label}: {key}')
+    colours = ['tab:blue', 'tab:orange', 'tab:green', 'tab:red',
+               'tab:purple', 'tab:brown']
+    for i, (name, points) in enumerate(curves.items()):
+        if not points:
+            continue
+        its, vals = zip(*points)
+        colour = colours[i % len(colours)]
+        ax.plot(its, vals, color=colour, alpha=0.25, linewidth=0.8)
+        ax.plot(its, moving_average(vals, window), color=colour,
+                linewidth=1.8, label=name)
+    if chance is not None:
+        ax.axhline(chance, color='grey', linestyle='--', linewidth=1,
+                   label=f'uniform guess, ln(K+1) = {chance:.2f}')
     ax.set_xlabel('iteration')
-    ax.set_ylabel('loss')
+    ax.set_ylabel('InfoNCE (cross-entropy, nats)')
     ax.set_title('Pre-training losses (same data, schedule and seed)')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

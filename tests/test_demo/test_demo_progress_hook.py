@@ -118,6 +118,7 @@ def test_records_losses_metrics_init_and_draws_bars(tmp_path, monkeypatch):
     # one record per iteration, the same numbers the loop handed to hooks
     assert [r['iter'] for r in hook.losses] == [1, 2, 3, 4, 5]
     for mine, ref in zip(hook.losses, probe.outputs):
+        # no 'lambda': the toy model has no loss_lambda
         assert set(mine) - {'iter'} == {'loss', 'loss_mse', 'loss_l1'}
         for key in ('loss', 'loss_mse', 'loss_l1'):
             assert mine[key] == pytest.approx(ref[key], rel=1e-6)

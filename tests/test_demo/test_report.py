@@ -7,8 +7,9 @@ import random
 import pytest
 
 from densecl_plugin.demo.report import (COLUMNS, INITS, format_markdown,
-                                        moving_average, plot_loss_curves,
-                                        table_rows, write_report)
+                                        infonce_curves, moving_average,
+                                        plot_loss_curves, table_rows,
+                                        write_report)
 
 
 def _rows():
@@ -83,17 +84,42 @@ def test_moving_average_matches_a_plain_loop():
         moving_average(values, 0)
 
 
+def test_infonce_curves_divide_the_weights_out():
+    rng = random.Random(1)
+    records, ce = [], {}
+    for it in range(1, 21):
+        lam = 0.0 if it <= 5 else 0.5  # DenseCLHook: dense loss from 6 on
+        ce_single, ce_dense = rng.uniform(3, 6), rng.uniform(0.5, 3)
+        ce[it] = (ce_single, ce_dense)
+        records.append(dict(iter=it, loss=(1 - lam) * ce_single +
+                            lam * ce_dense, loss_single=(1 - lam) * ce_single,
+                            loss_dense=lam * ce_dense, **{'lambda': lam}))
+    curves = infonce_curves('DenseCL', records)
+    assert list(curves) == ['DenseCL: global InfoNCE', 'DenseCL: dense InfoNCE']
+    single = dict(curves['DenseCL: global InfoNCE'])
+    dense = dict(curves['DenseCL: dense InfoNCE'])
+    assert sorted(single) == list(range(1, 21))
+    assert sorted(dense) == list(range(6, 21))  # undefined while lambda = 0
+    for it, (ce_single, ce_dense) in ce.items():
+        assert single[it] == pytest.approx(ce_single)
+        if it > 5:
+            assert dense[it] == pytest.approx(ce_dense)
+    moco = infonce_curves('MoCo v2', [dict(iter=1, loss=5.5),
+                                      dict(iter=2, loss=5.0)])
+    assert moco == {'MoCo v2: InfoNCE': [(1, 5.5), (2, 5.0)]}
+
+
 def test_loss_curve_png(tmp_path):
     curves = {
-        'MoCo v2': [dict(iter=i, loss=5 - 0.01 * i) for i in range(1, 30)],
-        'DenseCL': [dict(iter=i, loss=5 - 0.02 * i, loss_single=2.5,
-                         loss_dense=2.5 - 0.02 * i) for i in range(1, 30)],
+        'MoCo v2: InfoNCE': [(i, 5 - 0.01 * i) for i in range(1, 30)],
+        'DenseCL: dense InfoNCE': [(i, 3 - 0.02 * i) for i in range(5, 30)],
+        'empty': [],
     }
-    path = plot_loss_curves(curves, str(tmp_path / 'sub' / 'curves.png'))
+    path = plot_loss_curves(curves, str(tmp_path / 'sub' / 'curves.png'),
+                            chance=math.log(257))
     with open(path, 'rb') as f:
         header = f.read(8)
     assert header == b'\x89PNG\r\n\x1a\n'
     from PIL import Image
     w, h = Image.open(path).size
     assert w > 400 and h > 200
-    assert not math.isnan(w)

@@ -44,7 +44,9 @@ def test_run_config_is_quiet_recorded_and_leaves_no_handlers(
     assert cfg.to_dict() == before  # the caller's config is not changed
 
     assert [r['iter'] for r in record.losses] == [1, 2, 3]
-    assert record.losses[0]['loss_dense'] == 0.0  # lambda = 0 before 1
+    # DenseCLHook(start_iters=1): lambda = 0 in iteration 1, then 0.5
+    assert [r['lambda'] for r in record.losses] == [0.0, 0.5, 0.5]
+    assert record.losses[0]['loss_dense'] == 0.0
     assert record.losses[-1]['loss_dense'] > 0.0
     assert record.metrics == {}  # no validation in pre-training
     assert 0 < record.train_time <= record.wall_time
