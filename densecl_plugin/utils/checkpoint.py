@@ -27,11 +27,19 @@ import numpy as np
 import torch
 
 
+#: the statistics every HistoryBuffer has (``HistoryBuffer.__init__``)
+_BUILTIN_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
+
+
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """``getattr`` restricted to HistoryBuffer's statistics methods."""
     from mmengine.logging import HistoryBuffer
     owner = obj if isinstance(obj, type) else type(obj)
-    if issubclass(owner, HistoryBuffer) and name in owner._statistics_methods:
+    # HistoryBuffer fills its class-level registry on the first instance, so
+    # a fresh process knows the built-in statistics only by name
+    allowed = _BUILTIN_STATISTICS | set(owner._statistics_methods) \
+        if issubclass(owner, HistoryBuffer) else ()
+    if name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'refusing getattr({type(obj).__name__}, {name!r}) while loading a '

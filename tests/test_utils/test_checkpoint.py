@@ -65,3 +65,21 @@ def test_getattr_is_only_allowed_for_history_buffer_statistics(
     torch.save({'x': Sneaky(owner, name)}, path)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path)
+
+
+def test_runner_checkpoint_loads_in_a_fresh_process(tmp_path):
+    """A new process has created no HistoryBuffer yet (its class-level
+    statistics registry is still empty) and must still load the file."""
+    import subprocess
+    import sys
+    hub = MessageHub.get_instance('test_checkpoint_fresh')
+    hub.update_scalar('train/loss', 1.5)
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'message_hub': hub.state_dict()}, path)
+    code = ('import densecl_plugin, torch, sys; '
+            'ck = torch.load(sys.argv[1]); '
+            "print(ck['message_hub']['log_scalars']['train/loss'].current())")
+    out = subprocess.run([sys.executable, '-c', code, str(path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == '1.5'
