@@ -201,13 +201,15 @@ def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
             + ', '.join(f'{n} {dts[n]:.3f} s' for n in names))
     result = {}
     for name in names:
-        transient = [peak_memory(lambda: train_step(
-            models[name], optims[name], views, amp), dev) for _ in range(2)]
+        # one pass: the models are warm, and the CPU profiler with stacks
+        # needs memory of its own
+        transient = peak_memory(lambda: train_step(
+            models[name], optims[name], views, amp), dev)
         state = state_bytes(models[name], optims[name])
         result[name] = dict(
             times=times[name], median=statistics.median(times[name]),
-            state=state, transient=transient[-1],
-            peak=None if transient[-1] is None else state + transient[-1])
+            state=state, transient=transient,
+            peak=None if transient is None else state + transient)
     dc, mc = result['DenseCL'], result['MoCoV2']
     result['time_ratio'] = dc['median'] / mc['median']
     result['pair_ratio_median'] = statistics.median(
