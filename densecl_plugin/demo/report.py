@@ -185,6 +185,7 @@ def plot_loss_curves(curves: Dict[str, Sequence[Tuple[int, float]]],
     if chance is not None:
         ax.axhline(chance, color='grey', linestyle='--', linewidth=1,
                    label=f'uniform guess, ln(K+1) = {chance:.2f}')
+        ax.set_ylim(top=max(ax.get_ylim()[1], chance * 1.05))
     ax.set_xlabel('iteration')
     ax.set_ylabel('InfoNCE (cross-entropy, nats)')
     ax.set_title('Pre-training losses (same data, schedule and seed)')

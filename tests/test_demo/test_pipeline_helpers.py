@@ -159,3 +159,22 @@ def test_missing_config_is_named(tmp_path):
     demo = Demo(str(tmp_path), 'd', None, FULL, configs_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match='demo config .densecl.'):
         demo.config('densecl')
+
+
+def test_configs_default_to_the_demo_data_layout():
+    """Run alone (tools/train.py), each config reads what the data stage of
+    ``make demo`` writes under its default ``data/demo``."""
+    from densecl_plugin.demo.data import SUBDIRS
+    expected = dict(mocov2='unlabeled', densecl='unlabeled',
+                    detection='VOCdevkit', segmentation='nuclei')
+    for key, sub in expected.items():
+        assert sub in SUBDIRS
+        cfg = _load(key)
+        roots = set()
+        for loader in ('train_dataloader', 'val_dataloader'):
+            if cfg.get(loader) is None:
+                continue
+            ds = cfg[loader].dataset
+            roots |= {osp.normpath(d.data_root)
+                      for d in ds.get('datasets', [ds])}
+        assert roots == {osp.join('data', 'demo', sub)}, (key, roots)
