@@ -468,6 +468,9 @@ class Demo:
                                   osp.join(self.work_dir, 'loss_curves.png'),
                                   chance=math.log(queue_len + 1))
         m, s = self.manifest, self.settings
+        results = list(pretrained.values()) + [
+            r for task in finetuned.values() for r in task.values()] + [corr]
+        reused = sum(st['skipped'] for st in self.stage_status)
         det_cfg = finetuned['detection']['random']
         seg_cfg = finetuned['segmentation']['random']
         notes = [
@@ -494,8 +497,10 @@ class Demo:
             f'{100 * corr["densecl"]["same_cell_accuracy"]:.1f} %); the '
             'random-init row is the exact initialisation DenseCL started '
             'from.',
-            f'Wall time of this invocation: {wall_time:.0f} s on '
-            f'{os.cpu_count()} CPU cores; load average '
+            f'Wall time: the {len(results)} stages took '
+            f'{sum(r["stage_wall_time"] for r in results):.0f} s when they '
+            f'ran; this invocation {wall_time:.0f} s ({reused} of them '
+            f'reused) on {os.cpu_count()} CPU cores, load average '
             f'{load["start"]:.1f} at start, {load["end"]:.1f} at end.',
         ]
         extra = dict(

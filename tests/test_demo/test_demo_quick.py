@@ -59,6 +59,7 @@ def test_quick_demo_end_to_end(tmp_path):
     with open(osp.join(work, 'results.md')) as f:
         table = f.read()
     assert '| DenseCL |' in table and 'seeds:' in table
+    assert 'the 9 stages took' in table and '(0 of them reused)' in table
     assert '| backbone init |' in out  # printed too
     assert 'Outputs:' in out and osp.join(work, 'results.md') in out
     assert 'mmengine - INFO' not in out  # runner logs go to the log file
@@ -108,4 +109,5 @@ def test_quick_demo_end_to_end(tmp_path):
     assert all(s['skipped'] for s in second['stages'])
     assert second['rows'] == results['rows']
     assert proc.stdout.count('done before, reusing') == 9
+    assert '(9 of them reused)' in proc.stdout
     assert again < first
