@@ -81,11 +81,14 @@ def test_cli_options_run(tool, tmp_path, capsys):
             assert len(r[algo]['times']) == 1
             assert r[algo]['images_per_s'] == pytest.approx(
                 2 / r[algo]['median'])
+            assert r[algo]['best'] == min(r[algo]['times'])
             assert r[algo]['peak'] is None  # --no-peak
         assert r['time_ratio'] == pytest.approx(
             r['DenseCL']['median'] / r['MoCoV2']['median'])
         assert 0 < res['dense_loss']['share'][name]
     assert variants['plain']['speedup'] == {'DenseCL': 1., 'MoCoV2': 1.}
+    assert variants['plain']['speedup_best'] == {'DenseCL': 1.,
+                                                 'MoCoV2': 1.}
     assert res['config']['options'] == ['channels_last']
     with open(path) as f:
         assert json.load(f)['config']['amp_dtype'] == 'bf16'

@@ -66,8 +66,9 @@ for dtype in dtypes:
     with open(osp.join(out, f'options_{dtype}.json')) as f:
         res = json.load(f)
     for name, r in res['variants'].items():
-        print(f"  {name:28s} amp={dtype}: x{r['time_ratio']:.3f}  "
-              f"DenseCL {r['DenseCL']['images_per_s']:8.1f} img/s  "
-              f"MoCo v2 {r['MoCoV2']['images_per_s']:8.1f} img/s")
+        print(f"  {name:28s} amp={dtype}: x{r['time_ratio']:.3f} median, "
+              f"x{r['time_ratio_best']:.3f} best;  DenseCL "
+              f"{r['DenseCL']['images_per_s']:8.1f} img/s  MoCo v2 "
+              f"{r['MoCoV2']['images_per_s']:8.1f} img/s (medians)")
 EOF
 echo "gpu_check: $((SECONDS - start)) s, results in $OUT"
