@@ -52,7 +52,7 @@ start=$SECONDS
 for dtype in "${AMP_DTYPES[@]}"; do
     "$PY" tools/analysis/benchmark_step.py --device "$DEVICE" "${SIZE[@]}" \
         "${STEPS[@]}" --options "${OPTIONS[@]}" --amp-dtype "$dtype" \
-        "${EXTRA[@]}" --json "$OUT/options_$dtype.json" \
+        ${EXTRA[@]+"${EXTRA[@]}"} --json "$OUT/options_$dtype.json" \
         | tee "$OUT/options_$dtype.txt"
 done
 
