@@ -23,8 +23,7 @@ from scipy import stats
 from densecl_plugin.datasets.transforms import (ColorJitter, MultiView,
                                                 adjust_brightness,
                                                 adjust_contrast, adjust_hue,
-                                                adjust_saturation,
-                                                build_pipeline)
+                                                adjust_saturation)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PIPELINE_CFG = osp.join(REPO, 'configs/_base_/datasets/mocov2_pipeline.py')
@@ -202,11 +201,16 @@ def test_color_jitter_never_writes_into_its_input(photo):
 
 
 @pytest.fixture(scope='module')
-def baseline_transforms():
+def tool():
     path = osp.join(REPO, 'tools/analysis/benchmark_pipeline.py')
     spec = importlib.util.spec_from_file_location('bench_pipeline', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def baseline_transforms(tool):
     try:
         return tool.load_baseline_transforms(BASELINE_REV, REPO)
     except RuntimeError as e:  # e.g. a source tarball or a shallow clone
@@ -215,19 +219,14 @@ def baseline_transforms():
 
 
 def test_views_are_pixel_identical_to_the_previous_transforms(
-        baseline_transforms, real_image_paths):
+        tool, baseline_transforms, real_image_paths):
     cfg = Config.fromfile(PIPELINE_CFG)
     for t in cfg.train_pipeline[1]['transforms'][0]:
         if t['type'] == 'RandomResizedCrop':
             t['size'] = 64
-    from mmengine.registry import DefaultScope
-    # build each in its own scope: under a default scope left by an earlier
-    # test, MMEngine would resolve both through that scope's registry
-    with DefaultScope.overwrite_default_scope('densecl_plugin'):
-        current = build_pipeline(cfg.train_pipeline)
-    baseline_scope = baseline_transforms.__name__.split('.')[0]
-    with DefaultScope.overwrite_default_scope(baseline_scope):
-        before = baseline_transforms.build_pipeline(cfg.train_pipeline)
+    # each in its own registry scope (whatever default scope is left)
+    current = tool.build_pipeline(cfg.train_pipeline)
+    before = tool.build_pipeline(cfg.train_pipeline, baseline_transforms)
     assert type(before.transforms[1]) is not type(current.transforms[1])
     for seed, path in enumerate(real_image_paths * 3):
         outs = []

@@ -54,7 +54,7 @@ def test_write_photos_limits_the_longest_side(tool, tmp_path):
 def test_timed_pipeline_times_every_transform_and_changes_nothing(
         tool, small_pipeline, real_image_paths):
     timed, totals = tool.timed_pipeline(small_pipeline)
-    plain = tool.current_transforms.build_pipeline(small_pipeline)
+    plain = tool.build_pipeline(small_pipeline)
     for i, path in enumerate(real_image_paths[:3]):
         outs = []
         for p in (timed, plain):
@@ -89,6 +89,25 @@ def test_side_by_side_variants_in_their_own_processes(tool, small_pipeline,
     with pytest.raises(ValueError, match='unique'):
         tool.measure_single([tool.Variant('a')] * 2, small_pipeline,
                             real_image_paths[:1], rounds=1)
+
+
+def test_baseline_is_built_in_its_own_scope_under_any_default_scope(
+        tool, small_pipeline):
+    """A default scope left by a runner must not resolve the baseline's
+    transforms to the current ones (or the comparison compares nothing)."""
+    from mmengine.registry import DefaultScope
+    try:
+        baseline = tool.load_baseline_transforms('HEAD')
+    except RuntimeError as e:
+        pytest.skip(f'no git history here: {e}')
+    with DefaultScope.overwrite_default_scope('densecl_plugin'):
+        pipe = tool.build_pipeline(small_pipeline, baseline)
+    view = pipe.transforms[1].pipelines[0].transforms[0]
+    assert type(view).__module__.startswith('densecl_baseline_')
+    with DefaultScope.overwrite_default_scope(baseline.__name__.split('.')[0]):
+        pipe = tool.build_pipeline(small_pipeline)
+    view = pipe.transforms[1].pipelines[0].transforms[0]
+    assert type(view).__module__.startswith('densecl_plugin.')
 
 
 def test_a_failing_variant_is_named(tool, small_pipeline, real_image_paths):

@@ -140,6 +140,29 @@ def load_baseline_transforms(rev: str,
     return sys.modules[f'{pkg}.transforms']
 
 
+def build_pipeline(pipeline_cfg: Sequence[dict],
+                   transforms: types.ModuleType = current_transforms):
+    """Build a pipeline with ``transforms`` (current or a baseline), in that
+    package's registry scope.
+
+    Under a default scope (a runner's, or one an earlier caller left),
+    MMEngine resolves ``type`` names through that scope's registry first; so
+    each package's pipeline is built with its own scope as the default.
+
+    Args:
+        pipeline_cfg (Sequence[dict]): Transform configs.
+        transforms (module): The transforms package. Defaults to the
+            current one.
+
+    Returns:
+        Compose: The pipeline.
+    """
+    from mmengine.registry import DefaultScope
+    scope = transforms.__name__.split('.')[0]
+    with DefaultScope.overwrite_default_scope(scope):
+        return transforms.build_pipeline(pipeline_cfg)
+
+
 class Timed:
     """A transform that adds its wall time to ``totals[name]``."""
 
@@ -173,7 +196,7 @@ def timed_pipeline(pipeline_cfg: Sequence[dict],
         per transform name, accumulated over calls. ``MultiView`` is its own
         overhead (copies, records), without the view transforms inside it.
     """
-    pipeline = transforms.build_pipeline(pipeline_cfg)
+    pipeline = build_pipeline(pipeline_cfg, transforms)
     totals: Dict[str, float] = {}
     wrapped = set()
     for i, t in enumerate(pipeline.transforms):
@@ -455,7 +478,7 @@ def measure_workers(variant: Variant,
     """
     if num_workers < 1:
         raise ValueError(f'num_workers must be >= 1, got {num_workers}')
-    pipeline = _transforms_of(variant).build_pipeline(pipeline_cfg)
+    pipeline = build_pipeline(pipeline_cfg, _transforms_of(variant))
     dataset = PipelineDataset(paths, pipeline, num_images + batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers,
