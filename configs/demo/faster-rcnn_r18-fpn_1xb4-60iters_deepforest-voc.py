@@ -15,10 +15,26 @@ custom_imports = dict(
     imports=['densecl_plugin.downstream'], allow_failed_imports=False)
 classes = ('Tree', )
 model = dict(
+    # every choice explicit (mmdet's ResNet / R50-FPN base default to
+    # norm_eval=True and frozen_stages=1):
     backbone=dict(
+        type='ResNet',
         depth=18,
-        frozen_stages=-1,
-        norm_eval=False,
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),  # strides 4-32 feed the FPN
+        strides=(1, 2, 2, 2),
+        dilations=(1, 1, 1, 1),
+        frozen_stages=-1,  # every stage fine-tunes (FREEZE_AT 0)
+        # plain BN (no process group on a CPU), trainable affine parameters
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,  # BN statistics update while fine-tuning
+        style='pytorch',  # stride in the 3x3 conv, as the pre-trained net
+        deep_stem=False,  # the 7x7 conv1/bn1 stem that pre-training trains
+        avg_down=False,  # torchvision shortcut: strided 1x1 conv
+        # only matters for the random-init run (the checkpoint overwrites
+        # every BN): mmdet's default, kept because the README's random-init
+        # row was measured with it (detectron2 would keep the BN at 1)
+        zero_init_residual=True,
         init_cfg=None),  # the weights come from model.init_cfg
     # a 64-channel FPN and a 256-d box head: on a CPU the 256-channel 3x3
     # convs of mmdet's FPN and RPN at stride 4 would cost 3x the backbone

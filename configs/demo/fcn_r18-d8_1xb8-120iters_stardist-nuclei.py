@@ -23,7 +23,22 @@ model = dict(
         type='ResNet',
         depth=18,
         deep_stem=False,
-        norm_cfg=norm_cfg,
+        avg_down=False,  # torchvision shortcut: strided 1x1 conv
+        num_stages=4,
+        out_indices=(0, 1, 2, 3),
+        # D8: layer3 / layer4 dilated 2 / 4 instead of strided (stride 8)
+        dilations=(1, 1, 2, 4),
+        strides=(1, 2, 1, 1),
+        # the first block of a dilated stage uses half the dilation
+        contract_dilation=True,
+        frozen_stages=-1,  # every stage fine-tunes
+        norm_cfg=norm_cfg,  # trainable BN
+        norm_eval=False,  # BN statistics update while fine-tuning
+        style='pytorch',  # stride in the 3x3 conv, as the pre-trained net
+        # only matters for the random-init run (the checkpoint overwrites
+        # every BN): mmseg's default, with which the README's random-init
+        # row was measured
+        zero_init_residual=True,
         init_cfg=None),
     decode_head=dict(
         in_channels=512, channels=128, num_classes=len(classes),

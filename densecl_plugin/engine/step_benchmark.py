@@ -100,7 +100,7 @@ def build_models(depth: int = 50, queue_len: int = 65536,
     """
     from densecl_plugin.models import DenseCL, MoCoV2
     C = 512 if depth < 50 else 2048
-    backbone = dict(type='mmdet.ResNet', depth=depth, out_indices=(3, ),
+    backbone = dict(type='mmdet.ResNet', norm_eval=False, depth=depth, out_indices=(3, ),
                     norm_cfg=dict(type='BN'), zero_init_residual=False)
     common = dict(backbone=backbone, queue_len=queue_len, feat_dim=feat_dim,
                   head=dict(type='ContrastiveHead', temperature=0.2),

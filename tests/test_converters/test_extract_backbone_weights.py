@@ -115,7 +115,7 @@ def test_real_densecl_checkpoint(tmp_path):
 
     from densecl_plugin.models import DenseCL
     model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', depth=18, out_indices=(3, ),
+        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, out_indices=(3, ),
                       norm_cfg=dict(type='BN'), zero_init_residual=False),
         neck=dict(type='DenseCLNeck', in_channels=512, hid_channels=16,
                   out_channels=8),

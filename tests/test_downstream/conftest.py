@@ -41,7 +41,7 @@ def densecl_r50_checkpoint(tmp_path_factory, real_image_paths):
     from densecl_plugin.models import DenseCL
     torch.manual_seed(0)
     model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', depth=50, out_indices=(3, ),
+        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=50, out_indices=(3, ),
                       norm_cfg=dict(type='BN'), zero_init_residual=False),
         neck=dict(type='DenseCLNeck', in_channels=2048, hid_channels=64,
                   out_channels=16),

@@ -58,7 +58,7 @@ def count_flops(fn: Callable[[], object]) -> int:
 def _build(algo: str, depth: int, queue_len: int, feat_dim: int):
     from densecl_plugin.models import DenseCL, MoCoV2
     C = 512 if depth < 50 else 2048
-    backbone = dict(type='mmdet.ResNet', depth=depth, out_indices=(3, ),
+    backbone = dict(type='mmdet.ResNet', norm_eval=False, depth=depth, out_indices=(3, ),
                     norm_cfg=dict(type='BN'), zero_init_residual=False)
     neck_type = 'DenseCLNeck' if algo == 'DenseCL' else 'MoCoV2Neck'
     cls = DenseCL if algo == 'DenseCL' else MoCoV2

@@ -16,8 +16,24 @@ model = dict(
         depth=50,
         in_channels=3,
         out_indices=(3, ),  # C5 only
-        norm_cfg=dict(type='BN'),
-        zero_init_residual=False),
+        # mmdet's ResNet defaults, written out for pre-training: BN trains
+        # (mmdet defaults to norm_eval=True: every BN layer would stay in
+        # eval mode under model.train(); DenseCL/MoCoV2 refuse that), no
+        # stage frozen, torchvision block layout (stride in the 3x3 conv),
+        # 7x7 stem, no dilation, no zero-initialised residuals, mmdet's
+        # default init (Kaiming fan_out convs, BN weight 1): as the anchors.
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        frozen_stages=-1,
+        style='pytorch',
+        deep_stem=False,
+        strides=(1, 2, 2, 2),
+        dilations=(1, 1, 1, 1),
+        zero_init_residual=False,
+        init_cfg=[
+            dict(type='Kaiming', layer='Conv2d'),
+            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+        ]),
     neck=dict(
         type='DenseCLNeck',
         in_channels=2048,

@@ -57,6 +57,13 @@ def res4_backbone_cfg(depth: int = 50) -> dict:
     the resolution of layer2, so the output (``out_indices=(2, )``, res4) has
     stride 8 and the parameter names of a full torchvision ResNet.
 
+    The encoder is frozen, and says so without relying on any default of
+    mmdet's ResNet: ``frozen_stages=3`` (stem and layer1-3 stay in eval mode
+    with ``requires_grad=False`` even after ``train()``), ``norm_eval=True``
+    and a non-trainable BN; torchvision layout (``style='pytorch'``, 7x7
+    stem, no ``avg_down``); ``zero_init_residual=False`` so that an
+    ``init_weights()`` call would not turn the blocks into identities.
+
     Args:
         depth (int): ResNet depth. Defaults to 50.
 
@@ -65,8 +72,10 @@ def res4_backbone_cfg(depth: int = 50) -> dict:
     """
     return dict(type='mmdet.ResNet', depth=depth, num_stages=3,
                 strides=(1, 2, 1), dilations=(1, 1, 1), out_indices=(2, ),
-                style='pytorch', norm_eval=True,
-                norm_cfg=dict(type='BN', requires_grad=False))
+                style='pytorch', deep_stem=False, avg_down=False,
+                frozen_stages=3, norm_eval=True,
+                norm_cfg=dict(type='BN', requires_grad=False),
+                zero_init_residual=False, init_cfg=None)
 
 
 class Res4Encoder(nn.Module):

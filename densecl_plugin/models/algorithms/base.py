@@ -1,12 +1,13 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """Momentum-contrast plumbing shared by MoCo v2 and DenseCL."""
 import copy
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from densecl_plugin.registry import MODELS
 from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
@@ -14,15 +15,51 @@ from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
 from ..utils.momentum_encoder import MomentumEncoder
 from ..utils.queue import enqueue_
 
-#: the default backbone of both algorithms: ResNet-50 C5, plain BN
+#: the default backbone of both algorithms: ResNet-50 C5 with plain BN that
+#: trains (mmdet's ResNet defaults to ``norm_eval=True``, which would keep
+#: every BN layer in eval mode under ``model.train()``), nothing frozen, the
+#: torchvision ("pytorch") block layout, no zero-initialised residuals, and
+#: mmdet's default initialisation written out (Kaiming fan_out for convs,
+#: BN weight 1), as the anchors' pre-training backbones.
 DEFAULT_BACKBONE = dict(
     type='mmdet.ResNet',
     depth=50,
     out_indices=(3, ),
-    norm_cfg=dict(type='BN'),
+    norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=False,
+    frozen_stages=-1,
+    style='pytorch',
     zero_init_residual=False)
+#: the default head of both algorithms (the configs' temperature)
+DEFAULT_HEAD = dict(type='ContrastiveHead', temperature=0.2)
 #: the default data preprocessor (built from our scope)
 DEFAULT_DATA_PREPROCESSOR = dict(type='SelfSupDataPreprocessor')
+
+
+def frozen_batchnorms(module: nn.Module) -> Tuple[List[str], int]:
+    """The BN layers of ``module`` that would not train under ``train()``.
+
+    ``module`` is switched to train mode (which is where mmdet's and
+    mmseg's ResNets put BN back into eval mode for ``norm_eval=True`` and
+    freeze ``frozen_stages``), inspected, and returned to its former mode.
+
+    Args:
+        module (nn.Module): A backbone.
+
+    Returns:
+        tuple[list[str], int]: The names of the BN layers (any
+        ``_BatchNorm``, SyncBN included) that stay in eval mode or whose
+        affine parameters get no gradient, and the number of BN layers.
+    """
+    was_training = module.training
+    module.train(True)
+    bns = [(n, m) for n, m in module.named_modules()
+           if isinstance(m, _BatchNorm)]
+    frozen = [n for n, m in bns
+              if not m.training or any(not p.requires_grad
+                                       for p in m.parameters())]
+    module.train(was_training)
+    return frozen, len(bns)
 
 
 class BaseMomentumContrast(BaseModel):
@@ -43,9 +80,11 @@ class BaseMomentumContrast(BaseModel):
       forward, unshuffle (one all-gather for all outputs).
 
     Args:
-        backbone (dict): Backbone config.
+        backbone (dict, optional): Backbone config. Defaults to None
+            (:data:`DEFAULT_BACKBONE`: ResNet-50 C5 with BN that trains).
         neck (dict): Neck config; its ``out_channels`` must be ``feat_dim``.
-        head (dict): Head config (a :class:`ContrastiveHead`).
+        head (dict, optional): Head config (a :class:`ContrastiveHead`).
+            Defaults to None (:data:`DEFAULT_HEAD`).
         queue_len (int): Queue length ``K``.
         feat_dim (int): Embedding dimension ``D``.
         momentum (float): ``m`` of ``k <- m * k + (1 - m) * q``.
@@ -62,23 +101,31 @@ class BaseMomentumContrast(BaseModel):
             and checkpoints are unchanged); a dict gives the arguments of
             ``torch.compile`` (e.g. ``dict(mode='max-autotune')``). Defaults
             to False.
+        allow_frozen_bn (bool): Accept a backbone whose BN layers do not
+            train under ``model.train()`` (``norm_eval=True``,
+            ``frozen_stages >= 0`` or ``norm_cfg.requires_grad=False``).
+            Every anchor pre-trains with train-mode BN, and shuffle BN only
+            means something then, so such a backbone is refused unless this
+            is True. Defaults to False.
 
     Raises:
-        ValueError: on a non-positive ``queue_len``/``feat_dim`` or a neck
-            whose ``out_channels`` is not ``feat_dim``.
+        ValueError: on a non-positive ``queue_len``/``feat_dim``, a neck
+            whose ``out_channels`` is not ``feat_dim``, or a backbone with
+            frozen BN layers (unless ``allow_frozen_bn``).
     """
 
     def __init__(self,
-                 backbone: dict,
+                 backbone: Optional[dict],
                  neck: dict,
-                 head: dict,
+                 head: Optional[dict],
                  queue_len: int,
                  feat_dim: int,
                  momentum: float,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None,
                  channels_last: bool = False,
-                 compile_backbone: Union[bool, dict] = False) -> None:
+                 compile_backbone: Union[bool, dict] = False,
+                 allow_frozen_bn: bool = False) -> None:
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(copy.deepcopy(data_preprocessor))
         super().__init__(data_preprocessor=data_preprocessor,
@@ -89,9 +136,12 @@ class BaseMomentumContrast(BaseModel):
                     or value < 1:
                 raise ValueError(f'{name}: {key} must be a positive int, '
                                  f'got {value!r}')
-        self.backbone = MODELS.build(copy.deepcopy(backbone))
+        self.backbone = MODELS.build(copy.deepcopy(
+            DEFAULT_BACKBONE if backbone is None else backbone))
+        self._check_batchnorms(allow_frozen_bn)
         self.neck = MODELS.build(copy.deepcopy(neck))
-        self.head = MODELS.build(copy.deepcopy(head))
+        self.head = MODELS.build(copy.deepcopy(
+            DEFAULT_HEAD if head is None else head))
         out_channels = getattr(self.neck, 'out_channels', feat_dim)
         if out_channels != feat_dim:
             raise ValueError(f'{name}: feat_dim={feat_dim} but the neck '
@@ -103,6 +153,28 @@ class BaseMomentumContrast(BaseModel):
             nn.Sequential(self.backbone, self.neck), momentum)
         self.queue_names: List[str] = []
         self.set_speed_options(channels_last, compile_backbone)
+
+    def _check_batchnorms(self, allow_frozen_bn: bool) -> None:
+        """Refuse a backbone whose BN layers would not train (see the
+        class's ``allow_frozen_bn``)."""
+        name = type(self).__name__
+        if not isinstance(allow_frozen_bn, bool):
+            raise TypeError(f'{name}: allow_frozen_bn must be a bool, got '
+                            f'{allow_frozen_bn!r}')
+        frozen, total = frozen_batchnorms(self.backbone)
+        if frozen and not allow_frozen_bn:
+            cfg = {k: getattr(self.backbone, k) for k in
+                   ('norm_eval', 'frozen_stages') if hasattr(self.backbone, k)}
+            raise ValueError(
+                f'{name}: {len(frozen)} of {total} BatchNorm layers of the '
+                f'backbone {type(self.backbone).__name__} would not train '
+                f'under model.train() (e.g. {", ".join(frozen[:3])}; backbone '
+                f'has {cfg}). Pre-training needs train-mode BN: set '
+                f'model.backbone.norm_eval=False (mmdet/mmseg ResNet default '
+                f'to True), model.backbone.frozen_stages=-1 and '
+                f'model.backbone.norm_cfg.requires_grad=True, or set '
+                f'model.allow_frozen_bn=True to pre-train with frozen BN on '
+                f'purpose.')
 
     def set_speed_options(self, channels_last: bool = False,
                           compile_backbone: Union[bool, dict] = False) -> None:

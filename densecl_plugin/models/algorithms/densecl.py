@@ -11,8 +11,7 @@ from ..utils.correspondence import (correspondence_accuracy,
                                     geometric_correspondence_from_samples,
                                     mutual_best_matches)
 from ..utils.feature_map import last_feature_map
-from .base import (DEFAULT_BACKBONE, DEFAULT_DATA_PREPROCESSOR,
-                   BaseMomentumContrast)
+from .base import DEFAULT_DATA_PREPROCESSOR, BaseMomentumContrast
 
 
 @MODELS.register_module()
@@ -49,8 +48,9 @@ class DenseCL(BaseMomentumContrast):
     Args:
         backbone (dict, optional): Backbone config; its last output must be
             a 4-D map. Defaults to None: ``dict(type='mmdet.ResNet',
-            depth=50, out_indices=(3,), norm_cfg=dict(type='BN'),
-            zero_init_residual=False)``.
+            depth=50, out_indices=(3,), norm_cfg=dict(type='BN',
+            requires_grad=True), norm_eval=False, frozen_stages=-1,
+            style='pytorch', zero_init_residual=False)`` (BN trains).
         neck (dict, optional): Neck config. Defaults to None:
             ``dict(type='DenseCLNeck', in_channels=2048, hid_channels=2048,
             out_channels=128, num_grid=None)``.
@@ -81,6 +81,9 @@ class DenseCL(BaseMomentumContrast):
             :class:`BaseMomentumContrast`). Defaults to False.
         compile_backbone (bool | dict): ``torch.compile`` both backbones
             (see :class:`BaseMomentumContrast`). Defaults to False.
+        allow_frozen_bn (bool): Accept a backbone whose BN layers would not
+            train (refused otherwise, see :class:`BaseMomentumContrast`).
+            Defaults to False.
     """
 
     #: the names accepted by ``matching``; ``_match_<name>`` implements each
@@ -100,23 +103,24 @@ class DenseCL(BaseMomentumContrast):
                      dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
                  init_cfg: Optional[dict] = None,
                  channels_last: bool = False,
-                 compile_backbone: Union[bool, dict] = False) -> None:
+                 compile_backbone: Union[bool, dict] = False,
+                 allow_frozen_bn: bool = False) -> None:
         if neck is None:
             neck = dict(type='DenseCLNeck', in_channels=2048,
                         hid_channels=2048, out_channels=feat_dim,
                         num_grid=None)
         super().__init__(
-            backbone=DEFAULT_BACKBONE if backbone is None else backbone,
+            backbone=backbone,
             neck=neck,
-            head=(dict(type='ContrastiveHead', temperature=0.2)
-                  if head is None else head),
+            head=head,
             queue_len=queue_len,
             feat_dim=feat_dim,
             momentum=momentum,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
             channels_last=channels_last,
-            compile_backbone=compile_backbone)
+            compile_backbone=compile_backbone,
+            allow_frozen_bn=allow_frozen_bn)
         if isinstance(loss_lambda, bool) or not isinstance(
                 loss_lambda, (int, float)) or not 0 <= loss_lambda <= 1:
             raise ValueError(f'DenseCL: loss_lambda must be in [0, 1], got '

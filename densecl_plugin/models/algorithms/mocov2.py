@@ -6,22 +6,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densecl_plugin.registry import MODELS
-from .base import (DEFAULT_BACKBONE, DEFAULT_DATA_PREPROCESSOR,
-                   BaseMomentumContrast)
+from .base import DEFAULT_DATA_PREPROCESSOR, BaseMomentumContrast
 
 
-@MODELS.register_module()
+@MODELS.register_module(name=['MoCoV2', 'MoCo'])
 class MoCoV2(BaseMomentumContrast):
     """MoCo v2: InfoNCE of a query against its momentum key and a queue.
 
     "Improved Baselines with Momentum Contrastive Learning" (Chen et al.,
     2020, https://arxiv.org/abs/2003.04297), as facebookresearch/moco
     ``builder.py`` with the MLP head, sharing all plumbing with
-    :class:`DenseCL` (the same model without the dense loss).
+    :class:`DenseCL` (the same model without the dense loss). Registered
+    also as ``MoCo``, the name of mmpretrain's class, so its MoCo v2 configs
+    port by changing ``type`` prefixes only.
 
     Args:
         backbone (dict, optional): Backbone config. Defaults to None
-            (ResNet-50 C5 with BN, as :class:`DenseCL`).
+            (ResNet-50 C5 with BN that trains, as :class:`DenseCL`).
         neck (dict, optional): Neck config. Defaults to None:
             ``dict(type='MoCoV2Neck', in_channels=2048, hid_channels=2048,
             out_channels=128)``.
@@ -39,6 +40,9 @@ class MoCoV2(BaseMomentumContrast):
             :class:`BaseMomentumContrast`). Defaults to False.
         compile_backbone (bool | dict): ``torch.compile`` both backbones
             (see :class:`BaseMomentumContrast`). Defaults to False.
+        allow_frozen_bn (bool): Accept a backbone whose BN layers would not
+            train (refused otherwise, see :class:`BaseMomentumContrast`).
+            Defaults to False.
     """
 
     def __init__(self,
@@ -52,22 +56,23 @@ class MoCoV2(BaseMomentumContrast):
                      dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
                  init_cfg: Optional[dict] = None,
                  channels_last: bool = False,
-                 compile_backbone: Union[bool, dict] = False) -> None:
+                 compile_backbone: Union[bool, dict] = False,
+                 allow_frozen_bn: bool = False) -> None:
         if neck is None:
             neck = dict(type='MoCoV2Neck', in_channels=2048,
                         hid_channels=2048, out_channels=feat_dim)
         super().__init__(
-            backbone=DEFAULT_BACKBONE if backbone is None else backbone,
+            backbone=backbone,
             neck=neck,
-            head=(dict(type='ContrastiveHead', temperature=0.2)
-                  if head is None else head),
+            head=head,
             queue_len=queue_len,
             feat_dim=feat_dim,
             momentum=momentum,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg,
             channels_last=channels_last,
-            compile_backbone=compile_backbone)
+            compile_backbone=compile_backbone,
+            allow_frozen_bn=allow_frozen_bn)
         self._register_queue('queue')  # DxK keys k
 
     def _encode_key(self, im_k: Tensor) -> Tuple[Tensor]:

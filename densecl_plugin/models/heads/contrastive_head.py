@@ -25,6 +25,13 @@ class ContrastiveHead(BaseModule):
       MoCo v2 use this one.
 
     Args:
+        loss (dict, optional): mmpretrain's loss argument, accepted so that
+            its configs port unchanged: a ``CrossEntropyLoss`` of any scope
+            (``'CrossEntropyLoss'``, ``'mmpretrain.CrossEntropyLoss'``,
+            ``'mmcls.CrossEntropyLoss'`` ...) whose only non-default option
+            may be ``loss_weight`` (which scales the loss). The loss is always
+            computed by the exact chunked InfoNCE here. Defaults to None
+            (plain cross-entropy, weight 1).
         temperature (float): ``T``. Defaults to 0.1 (the configs of DenseCL
             and MoCo v2 set 0.2).
         chunk_size (int, optional): Rows per chunk of :meth:`loss_queue`.
@@ -32,10 +39,18 @@ class ContrastiveHead(BaseModule):
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
-    def __init__(self, temperature: float = 0.1,
+    #: the options of mmpretrain's CrossEntropyLoss and their defaults (any
+    #: other value would change the loss, which this head does not do)
+    _CE_DEFAULTS = dict(use_sigmoid=False, use_soft=False, reduction='mean',
+                        class_weight=None, pos_weight=None)
+
+    def __init__(self,
+                 loss: Optional[dict] = None,
+                 temperature: float = 0.1,
                  chunk_size: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
+        self.loss_weight = self._loss_weight(loss)
         if not isinstance(temperature, (int, float)) or not temperature > 0:
             raise ValueError(f'ContrastiveHead: temperature must be a number '
                              f'> 0, got {temperature!r}')
@@ -45,6 +60,37 @@ class ContrastiveHead(BaseModule):
                              f'int or None, got {chunk_size!r}')
         self.temperature = float(temperature)
         self.chunk_size = chunk_size
+
+    @classmethod
+    def _loss_weight(cls, loss: Optional[dict]) -> float:
+        """Check mmpretrain's ``loss`` config; return its ``loss_weight``."""
+        if loss is None:
+            return 1.0
+        if not isinstance(loss, dict) or not isinstance(loss.get('type'), str):
+            raise TypeError(f"ContrastiveHead: loss must be None or a dict "
+                            f"with a 'type', got {loss!r}")
+        if loss['type'].rsplit('.', 1)[-1] != 'CrossEntropyLoss':
+            raise ValueError(f"ContrastiveHead: loss type {loss['type']!r} is "
+                             f"not supported; InfoNCE is a cross-entropy "
+                             f"(use dict(type='CrossEntropyLoss') or omit "
+                             f"loss)")
+        for key, value in loss.items():
+            if key in ('type', 'loss_weight'):
+                continue
+            if key not in cls._CE_DEFAULTS:
+                raise ValueError(f'ContrastiveHead: unknown option {key!r} '
+                                 f'in loss={loss!r}')
+            if value != cls._CE_DEFAULTS[key]:
+                raise ValueError(
+                    f'ContrastiveHead: loss option {key}={value!r} is not '
+                    f'supported (only {key}={cls._CE_DEFAULTS[key]!r} gives '
+                    f'the InfoNCE of MoCo/DenseCL)')
+        weight = loss.get('loss_weight', 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) \
+                or not weight > 0:
+            raise ValueError(f'ContrastiveHead: loss_weight must be a number '
+                             f'> 0, got {weight!r}')
+        return float(weight)
 
     def loss(self, pos: Tensor, neg: Tensor) -> Tensor:
         """The loss from logits, in float32 even under autocast.
@@ -62,7 +108,7 @@ class ContrastiveHead(BaseModule):
             logits = logits / self.temperature  # Mx(1+K)
             labels = torch.zeros(logits.shape[0], dtype=torch.long,
                                  device=logits.device)  # M
-            return F.cross_entropy(logits, labels)
+            return F.cross_entropy(logits, labels) * self.loss_weight
 
     def loss_queue(self, q: Tensor, k: Tensor, queue: Tensor,
                    valid: Optional[Tensor] = None) -> Tensor:
@@ -78,5 +124,6 @@ class ContrastiveHead(BaseModule):
         Returns:
             Tensor: The scalar mean loss.
         """
-        return queue_infonce_loss(q, k, queue, self.temperature, valid,
+        loss = queue_infonce_loss(q, k, queue, self.temperature, valid,
                                   self.chunk_size)
+        return loss if self.loss_weight == 1.0 else loss * self.loss_weight

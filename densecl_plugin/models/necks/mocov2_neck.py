@@ -21,6 +21,9 @@ class MoCoV2Neck(BaseModule):
         in_channels (int): Channels of the backbone map (2048 for ResNet-50).
         hid_channels (int): Hidden channels.
         out_channels (int): Output dimension ``D``.
+        with_avg_pool (bool): Average-pool the map before the MLP. False
+            takes an already pooled input ``(N, C)`` or ``(N, C, 1, 1)``
+            (mmpretrain's argument). Defaults to True.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -28,8 +31,13 @@ class MoCoV2Neck(BaseModule):
                  in_channels: int,
                  hid_channels: int,
                  out_channels: int,
+                 with_avg_pool: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
+        if not isinstance(with_avg_pool, bool):
+            raise TypeError(f'MoCoV2Neck: with_avg_pool must be a bool, got '
+                            f'{with_avg_pool!r}')
+        self.with_avg_pool = with_avg_pool
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
@@ -42,10 +50,19 @@ class MoCoV2Neck(BaseModule):
 
         Args:
             x (Tensor | Sequence[Tensor]): Backbone output; its last map,
-                shape ``(N, C, H, W)``, is used.
+                shape ``(N, C, H, W)``, is used (``(N, C)`` or ``(N, C, 1,
+                1)`` without ``with_avg_pool``).
 
         Returns:
             tuple[Tensor]: The unnormalised embedding, shape ``(N, D)``.
         """
+        if not self.with_avg_pool:
+            x = x[-1] if isinstance(x, (list, tuple)) else x
+            if x[0].numel() != self.in_channels:
+                raise ValueError(
+                    f'MoCoV2Neck: with_avg_pool=False needs pooled features '
+                    f'(N, {self.in_channels}) or (N, {self.in_channels}, 1, '
+                    f'1), got {tuple(x.shape)}')
+            return (self.mlp(x.flatten(1)), )  # NxD
         x = last_feature_map(x, 'MoCoV2Neck', self.in_channels)  # NxCxHxW
         return (self.mlp(self.avgpool(x).flatten(1)), )  # NxD

@@ -11,10 +11,13 @@ class MomentumEncoder(nn.Module):
     """A momentum copy of the query encoder: ``k <- m * k + (1 - m) * q``.
 
     ``momentum`` follows the paper (MoCo, DenseCL): it is the weight of the
-    *old* key parameters, ``m = 0.999`` by default. This is the inverse of
-    mmpretrain 1.x / MMEngine's ``ExponentialMovingAverage``, where
-    ``momentum=0.001`` means the same update; a value below 0.5 is therefore
-    almost certainly a config copied from there, and it is warned about.
+    *old* key parameters, ``m = 0.999`` by default. mmpretrain 1.x and
+    MMEngine's ``ExponentialMovingAverage`` write the inverse: there
+    ``momentum=0.001`` is the weight of the *query* and means the same update.
+    A value below 0.5 would keep less than half of the key encoder per step,
+    which no momentum-contrast recipe does, so it is read in that convention
+    (``m = 1 - momentum``) with a warning: an mmpretrain DenseCL / MoCo config
+    keeps its ``momentum=0.001`` and trains as it did there.
 
     The state-dict layout is that of mmpretrain 1.2 checkpoints: the copied
     module under ``module.*`` (for ``nn.Sequential(backbone, neck)``:
@@ -29,8 +32,9 @@ class MomentumEncoder(nn.Module):
     Args:
         model (nn.Module): The query encoder; it is deep-copied and the copy
             gets ``requires_grad=False``.
-        momentum (float): ``m`` in ``k <- m * k + (1 - m) * q``, in (0, 1).
-            Defaults to 0.999.
+        momentum (float): ``m`` in ``k <- m * k + (1 - m) * q``, in (0, 1);
+            below 0.5 it is mmpretrain's ``1 - m`` (see above). Defaults to
+            0.999.
 
     Raises:
         ValueError: if ``momentum`` is not in the open interval (0, 1).
@@ -44,11 +48,13 @@ class MomentumEncoder(nn.Module):
                 f'convention k <- m*k + (1-m)*q, e.g. 0.999), got {momentum!r}')
         if momentum < 0.5:
             warnings.warn(
-                f'MomentumEncoder got momentum={momentum}, which keeps less '
-                f'than half of the key encoder per step; this looks like '
-                f"mmpretrain's inverted convention (momentum=0.001 there "
-                f'means 0.999 here). Use momentum={1 - momentum:g} for the '
-                f'paper behaviour.', UserWarning, stacklevel=2)
+                f'MomentumEncoder: momentum={momentum} is read in '
+                f"mmpretrain's inverted convention (the weight of the query, "
+                f'as MMEngine\'s ExponentialMovingAverage): the key encoder '
+                f'is updated k <- {1 - momentum:g} * k + {momentum:g} * q. '
+                f'Write momentum={1 - momentum:g} (the paper convention) to '
+                f'silence this.', UserWarning, stacklevel=2)
+            momentum = 1.0 - momentum
         self.m = float(momentum)
         self.module = copy.deepcopy(model)
         self.module.requires_grad_(False)

@@ -15,7 +15,7 @@ from densecl_plugin.engine.hooks import DenseCLHook
 
 TINY_DENSECL = dict(
     type='DenseCL',
-    backbone=dict(type='mmdet.ResNet', depth=18, base_channels=8,
+    backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=8,
                   out_indices=(3, ), norm_cfg=dict(type='BN')),
     neck=dict(type='DenseCLNeck', in_channels=64, hid_channels=16,
               out_channels=8),

@@ -84,7 +84,7 @@ def _densecl():
     """A narrow ResNet-18 (16 base channels): the real model, 16x cheaper."""
     torch.manual_seed(0)
     return DenseCL(
-        backbone=dict(type='mmdet.ResNet', depth=18, base_channels=16,
+        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=16,
                       out_indices=(3, ), norm_cfg=dict(type='BN')),
         neck=dict(type='DenseCLNeck', in_channels=128, hid_channels=64,
                   out_channels=32),

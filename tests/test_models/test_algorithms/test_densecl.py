@@ -20,7 +20,7 @@ from densecl_plugin.registry import MODELS
 
 
 def resnet(depth):
-    return dict(type='mmdet.ResNet', depth=depth, out_indices=(3, ),
+    return dict(type='mmdet.ResNet', norm_eval=False, depth=depth, out_indices=(3, ),
                 norm_cfg=dict(type='BN'), zero_init_residual=False)
 
 

@@ -22,7 +22,7 @@ from densecl_plugin.models.utils.correspondence import position_codes
 
 def build(matching='feature', base_channels=16, K=8, D=8, **kwargs):
     model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', depth=18, base_channels=base_channels,
+        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=base_channels,
                       out_indices=(3, ), norm_cfg=dict(type='BN')),
         neck=dict(type='DenseCLNeck', in_channels=8 * base_channels,
                   hid_channels=16, out_channels=D),

@@ -11,7 +11,7 @@ from densecl_plugin.models import MoCoV2
 
 def build_mocov2(K=6, D=16, momentum=0.9):
     model = MoCoV2(
-        backbone=dict(type='mmdet.ResNet', depth=18, out_indices=(3, ),
+        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, out_indices=(3, ),
                       norm_cfg=dict(type='BN'), zero_init_residual=False),
         neck=dict(type='MoCoV2Neck', in_channels=512, hid_channels=32,
                   out_channels=D),

@@ -8,7 +8,7 @@ import torch
 
 from densecl_plugin.models import DenseCL, MoCoV2
 
-BACKBONE = dict(type='mmdet.ResNet', depth=18, out_indices=(3, ),
+BACKBONE = dict(type='mmdet.ResNet', norm_eval=False, depth=18, out_indices=(3, ),
                 norm_cfg=dict(type='BN'))
 
 

@@ -17,7 +17,7 @@ def _build(cls, **kwargs):
     """A narrow ResNet-18 (16 base channels) and small heads."""
     torch.manual_seed(0)
     neck = 'DenseCLNeck' if cls is DenseCL else 'MoCoV2Neck'
-    return cls(backbone=dict(type='mmdet.ResNet', depth=18, base_channels=16,
+    return cls(backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=16,
                              out_indices=(3, ), norm_cfg=dict(type='BN')),
                neck=dict(type=neck, in_channels=128, hid_channels=64,
                          out_channels=16),

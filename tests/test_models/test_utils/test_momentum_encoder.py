@@ -19,9 +19,25 @@ def test_momentum_out_of_range(m):
         MomentumEncoder(_query(), m)
 
 
-def test_inverted_convention_warns():
+@pytest.mark.parametrize('mmpretrain_m', [0.001, 0.01, 0.3])
+def test_inverted_convention_is_read_as_mmpretrain(mmpretrain_m):
     with pytest.warns(UserWarning, match="mmpretrain's inverted convention"):
-        MomentumEncoder(_query(), 0.001)
+        enc = MomentumEncoder(_query(), mmpretrain_m)
+    paper = MomentumEncoder(_query(), 1 - mmpretrain_m)
+    assert enc.m == pytest.approx(paper.m)
+    q = _query()
+    for e in (enc, paper):
+        e.update(q)  # first update: copy
+    with torch.no_grad():
+        for p in q.parameters():
+            p.add_(1.0)
+    enc.update(q)
+    paper.update(q)
+    for p_e, p_p, p_q in zip(enc.parameters(), paper.parameters(), q.parameters()):
+        # mmengine's EMA: avg <- (1 - momentum) * avg + momentum * src
+        expect = (1 - mmpretrain_m) * (p_q - 1.0) + mmpretrain_m * p_q
+        torch.testing.assert_close(p_e, expect, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(p_e, p_p)
 
 
 def test_state_dict_layout_and_frozen():

@@ -25,13 +25,39 @@ densecl_det_preprocessor = dict(
     pad_size_divisor=32)
 
 # Fine-tune every stage and its BN statistics, torchvision (pytorch) style:
-# the stride sits in the 3x3 conv, like the pre-trained network.
+# the stride sits in the 3x3 conv, like the pre-trained network. Every
+# choice is explicit: mmdet's ResNet defaults to norm_eval=True (frozen BN)
+# and its caffe-C4 / FPN base models to frozen_stages=1 and BN.
 densecl_backbone = dict(
-    frozen_stages=-1,
-    norm_cfg=densecl_norm_cfg,
-    norm_eval=False,
-    style='pytorch',
+    type='ResNet',  # mmdet's plain ResNet (not V1c/V1d), torchvision layout
+    depth=50,
+    frozen_stages=-1,  # detectron2 FREEZE_AT 0: stem and res2-res5 train
+    norm_cfg=densecl_norm_cfg,  # SyncBN with trainable affine parameters
+    norm_eval=False,  # BN statistics update while fine-tuning
+    style='pytorch',  # detectron2 STRIDE_IN_1X1 False: stride in conv2
+    deep_stem=False,  # the 7x7 conv1/bn1 stem that pre-training trains
+    avg_down=False,  # torchvision shortcut: strided 1x1 conv, no avg pool
+    # only matters for a random init (the checkpoint overwrites every BN):
+    # detectron2 leaves each block's last BN at weight 1, as pre-training
+    zero_init_residual=False,
     init_cfg=None)  # weights come from model.init_cfg
+
+# C4: res2-res4 (stride 16) in the backbone, res5 in the RoI shared head
+# (detectron2 `RES5_DILATION: 1`); the same as mmdet's caffe-C4 base model.
+densecl_c4_backbone = dict(
+    densecl_backbone,
+    num_stages=3,
+    strides=(1, 2, 2),
+    dilations=(1, 1, 1),
+    out_indices=(2, ))
+
+# FPN: all four stages at strides 4-32 feed the FPN (mmdet's R50-FPN).
+densecl_fpn_backbone = dict(
+    densecl_backbone,
+    num_stages=4,
+    strides=(1, 2, 2, 2),
+    dilations=(1, 1, 1, 1),
+    out_indices=(0, 1, 2, 3))
 
 # C4: res5 runs as the RoI shared head, followed by an extra norm
 # (detectron2 `Res5ROIHeadsExtraNorm`, as in the MoCo / DenseCL protocol).
@@ -41,9 +67,9 @@ densecl_c4_shared_head = dict(
     stage=3,
     stride=2,
     dilation=1,
-    style='pytorch',
-    norm_cfg=densecl_norm_cfg,
-    norm_eval=False,
+    style='pytorch',  # stride 2 in conv2 of the first block, as res5
+    norm_cfg=densecl_norm_cfg,  # SyncBN, trainable (FREEZE_AT 0)
+    norm_eval=False,  # mmdet's ResLayer defaults to True (frozen BN)
     init_cfg=None)  # layer4 comes from model.init_cfg
 
 # Model-level initialisers: load the backbone (and the C4 shared head's

@@ -6,6 +6,6 @@ _base_ = [
 ]
 model = dict(
     data_preprocessor=_base_.densecl_det_preprocessor,
-    backbone=_base_.densecl_backbone,
+    backbone=_base_.densecl_c4_backbone,
     roi_head=dict(shared_head=_base_.densecl_c4_shared_head),
     init_cfg=_base_.densecl_c4_init_cfg)

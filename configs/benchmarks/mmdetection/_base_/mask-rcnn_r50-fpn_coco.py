@@ -7,7 +7,7 @@ _base_ = [
 ]
 model = dict(
     data_preprocessor=_base_.densecl_det_preprocessor,
-    backbone=_base_.densecl_backbone,
+    backbone=_base_.densecl_fpn_backbone,
     neck=dict(norm_cfg=_base_.densecl_norm_cfg),
     roi_head=dict(
         bbox_head=dict(
