@@ -50,6 +50,7 @@ def build_peer(ours, depth: int):
         from ``ours`` (so every key and shape must match), in train mode.
     """
     import_mmpretrain()
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from densecl_plugin.models import DenseCL
     is_dense = isinstance(ours, DenseCL)
@@ -69,6 +70,10 @@ def build_peer(ours, depth: int):
         momentum=1 - ours.encoder_k.m)  # mmpretrain's convention
     if is_dense:
         cfg['loss_lambda'] = ours.loss_lambda
-    peer = MODELS.build(copy.deepcopy(cfg))
+    # A runner built earlier in the session leaves its default scope
+    # (``densecl_plugin``) current; the peer's nested builds must resolve in
+    # mmpretrain's registries, not ours.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        peer = MODELS.build(copy.deepcopy(cfg))
     peer.load_state_dict(ours.state_dict(), strict=True)
     return peer.train()
