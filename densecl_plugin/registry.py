@@ -39,6 +39,12 @@ from mmengine.registry import \
 from mmengine.registry import Registry
 
 SCOPE = 'densecl_plugin'
+# where the nodes' modules live (imported on a node's first lookup)
+_ENGINE = f'{SCOPE}.engine'
+_DATA = f'{SCOPE}.datasets'
+_MODELS = f'{SCOPE}.models'
+_EVALUATION = f'{SCOPE}.evaluation'
+_VISUALIZATION = f'{SCOPE}.visualization'
 
 
 def _node(name: str, parent: Registry, *locations: str) -> Registry:
@@ -47,46 +53,35 @@ def _node(name: str, parent: Registry, *locations: str) -> Registry:
 
 
 # Runner and its loops
-RUNNERS = _node('runner', MMENGINE_RUNNERS, 'densecl_plugin.engine')
-RUNNER_CONSTRUCTORS = _node('runner constructor', MMENGINE_RUNNER_CONSTRUCTORS,
-                            'densecl_plugin.engine')
-LOOPS = _node('loop', MMENGINE_LOOPS, 'densecl_plugin.engine')
-HOOKS = _node('hook', MMENGINE_HOOKS, 'densecl_plugin.engine')
-LOG_PROCESSORS = _node('log processor', MMENGINE_LOG_PROCESSORS,
-                       'densecl_plugin.engine')
+RUNNERS = _node('runner', MMENGINE_RUNNERS, _ENGINE)
+RUNNER_CONSTRUCTORS = _node('runner constructor',
+                            MMENGINE_RUNNER_CONSTRUCTORS, _ENGINE)
+LOOPS = _node('loop', MMENGINE_LOOPS, _ENGINE)
+HOOKS = _node('hook', MMENGINE_HOOKS, _ENGINE)
+LOG_PROCESSORS = _node('log processor', MMENGINE_LOG_PROCESSORS, _ENGINE)
 
 # Data
-DATASETS = _node('dataset', MMENGINE_DATASETS, 'densecl_plugin.datasets',
-                 'densecl_plugin.evaluation')
-DATA_SAMPLERS = _node('data sampler', MMENGINE_DATA_SAMPLERS,
-                      'densecl_plugin.datasets')
-TRANSFORMS = _node('transform', MMENGINE_TRANSFORMS, 'densecl_plugin.datasets',
-                   'densecl_plugin.evaluation')
+DATASETS = _node('dataset', MMENGINE_DATASETS, _DATA, _EVALUATION)
+DATA_SAMPLERS = _node('data sampler', MMENGINE_DATA_SAMPLERS, _DATA)
+TRANSFORMS = _node('transform', MMENGINE_TRANSFORMS, _DATA, _EVALUATION)
 
 # Models
-MODELS = _node('model', MMENGINE_MODELS, 'densecl_plugin.models',
-               'densecl_plugin.evaluation')
-MODEL_WRAPPERS = _node('model_wrapper', MMENGINE_MODEL_WRAPPERS,
-                       'densecl_plugin.models')
-WEIGHT_INITIALIZERS = _node('weight initializer',
-                            MMENGINE_WEIGHT_INITIALIZERS,
-                            'densecl_plugin.models',
-                            'densecl_plugin.downstream')
+MODELS = _node('model', MMENGINE_MODELS, _MODELS, _EVALUATION)
+MODEL_WRAPPERS = _node('model_wrapper', MMENGINE_MODEL_WRAPPERS, _MODELS)
+WEIGHT_INITIALIZERS = _node('weight initializer', MMENGINE_WEIGHT_INITIALIZERS,
+                            _MODELS, f'{SCOPE}.downstream')
 
 # Optimisation
-OPTIMIZERS = _node('optimizer', MMENGINE_OPTIMIZERS, 'densecl_plugin.engine')
-OPTIM_WRAPPERS = _node('optim_wrapper', MMENGINE_OPTIM_WRAPPERS,
-                       'densecl_plugin.engine')
+OPTIMIZERS = _node('optimizer', MMENGINE_OPTIMIZERS, _ENGINE)
+OPTIM_WRAPPERS = _node('optim_wrapper', MMENGINE_OPTIM_WRAPPERS, _ENGINE)
 OPTIM_WRAPPER_CONSTRUCTORS = _node('optimizer wrapper constructor',
                                    MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
-                                   'densecl_plugin.engine')
+                                   _ENGINE)
 PARAM_SCHEDULERS = _node('parameter scheduler', MMENGINE_PARAM_SCHEDULERS,
-                         'densecl_plugin.engine')
+                         _ENGINE)
 
 # Evaluation and visualisation
-METRICS = _node('metric', MMENGINE_METRICS, 'densecl_plugin.evaluation')
-EVALUATOR = _node('evaluator', MMENGINE_EVALUATOR, 'densecl_plugin.evaluation')
-VISUALIZERS = _node('visualizer', MMENGINE_VISUALIZERS,
-                    'densecl_plugin.visualization')
-VISBACKENDS = _node('vis_backend', MMENGINE_VISBACKENDS,
-                    'densecl_plugin.visualization')
+METRICS = _node('metric', MMENGINE_METRICS, _EVALUATION)
+EVALUATOR = _node('evaluator', MMENGINE_EVALUATOR, _EVALUATION)
+VISUALIZERS = _node('visualizer', MMENGINE_VISUALIZERS, _VISUALIZATION)
+VISBACKENDS = _node('vis_backend', MMENGINE_VISBACKENDS, _VISUALIZATION)

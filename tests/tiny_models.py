@@ -5,8 +5,9 @@
 ``conftest.py`` there), so any test can ``from tiny_models import ...``.
 
 The backbone spells out the pre-training choices of
-``configs/_base_/models/densecl_r50.py`` (train-mode BN, nothing frozen, no
-zero-init residual), so a tiny model trains the way the real one does.
+``configs/_base_/models/mocov2_r50.py`` (inherited by ``densecl_r50.py``):
+train-mode BN, nothing frozen, no zero-init residual, so a tiny model trains
+the way the real one does.
 """
 import copy
 from typing import Any, Dict, Optional

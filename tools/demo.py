@@ -21,16 +21,16 @@ import sys
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from densecl_plugin.demo import run_demo  # noqa: E402
+from densecl_plugin.utils.cli import add_flags  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='DenseCL vs MoCo v2 vs random init on real data, on a CPU')
-    parser.add_argument('--quick', action='store_true',
-                        help='a few iterations per stage (smoke run), in '
-                        'work_dirs/demo_quick')
-    parser.add_argument('--force', action='store_true',
-                        help='redo stages that are already finished')
+    add_flags(parser,
+              quick='a few iterations per stage (smoke run), in '
+              'work_dirs/demo_quick',
+              force='redo stages that are already finished')
     parser.add_argument('--work-dir', default=None,
                         help='results (default work_dirs/demo or '
                         'work_dirs/demo_quick)')
@@ -38,8 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='where the data sets are written')
     parser.add_argument('--cache-dir', default='data/cache',
                         help='where downloaded wheels are kept')
-    parser.add_argument('--no-progress', action='store_true',
-                        help='no progress bars')
+    add_flags(parser, no_progress='no progress bars')
     return parser.parse_args(argv)
 
 

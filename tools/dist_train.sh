@@ -3,26 +3,13 @@
 #   bash tools/dist_train.sh CONFIG GPUS [train.py args...]
 # Environment: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
 set -euo pipefail
-if [ $# -lt 2 ]; then
-  echo "usage: $0 CONFIG GPUS [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]" >&2
-  exit 2
-fi
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+[ $# -ge 2 ] || { echo "usage: $0 CONFIG GPUS [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PYTHON=${PYTHON:-python}
-
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$ROOT/tools/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+exec "${PYTHON:-python}" -m torch.distributed.run \
+    --nnodes="${NNODES:-1}" \
+    --node_rank="${NODE_RANK:-0}" \
+    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
+    --nproc_per_node="$2" \
+    --master_port="${PORT:-29500}" \
+    "$ROOT/tools/train.py" "$1" --launcher pytorch "${@:3}"

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from densecl_plugin.apis import build_train_config, train  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from densecl_plugin.utils.cli import add_cfg_options, add_flags  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -22,12 +22,9 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint; without a path, from the latest '
         'checkpoint in the work dir')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision (fp16 on GPU, bf16 on CPU)')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr by the actual batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. key=value')
+    add_flags(parser, amp='mixed precision (fp16 on GPU, bf16 on CPU)',
+              auto_scale_lr='scale the lr by the actual batch size')
+    add_cfg_options(parser)
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm', 'mpi'])
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

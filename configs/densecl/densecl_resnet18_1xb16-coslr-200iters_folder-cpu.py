@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/densecl_r50.py',
     '../_base_/datasets/folder_mocov2_cpu.py',
     '../_base_/schedules/sgd_coslr-200iters_cpu.py',
-    '../_base_/default_runtime.py',
+    '../_base_/cpu_runtime.py',
 ]
 model = dict(
     queue_len=1024,
@@ -17,9 +17,5 @@ custom_hooks = [
     dict(type='CorrespondenceHook', interval=10),
 ]
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=100, by_epoch=False,
                     max_keep_ckpts=2))
-log_processor = dict(by_epoch=False)
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)

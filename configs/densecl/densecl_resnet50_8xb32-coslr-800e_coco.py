@@ -4,13 +4,7 @@ _base_ = [
     '../_base_/models/densecl_r50.py',
     '../_base_/datasets/coco_mocov2.py',
     '../_base_/schedules/sgd_coslr-800e_coco.py',
-    '../_base_/default_runtime.py',
+    '../_base_/ddp_runtime.py',
 ]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=3))
-find_unused_parameters = False
-# the queues (buffers) are identical on every rank by construction: do not
-# broadcast them (2 x 32 MiB) from rank 0 at every step
-model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                         broadcast_buffers=False)
+# a checkpoint every 20 epochs, the last 3 kept (default_runtime.py: 10)
+default_hooks = dict(checkpoint=dict(interval=20))

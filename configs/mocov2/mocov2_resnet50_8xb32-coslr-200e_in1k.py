@@ -1,15 +1,9 @@
 # MoCo v2, ResNet-50, 8 GPUs x 32 images, cosine lr, 200 epochs on ImageNet-1k.
+# Logs every 50 iterations, keeps the last 3 checkpoints of every 10th epoch
+# (default_runtime.py); DDP without buffer broadcasts (ddp_runtime.py).
 _base_ = [
     '../_base_/models/mocov2_r50.py',
     '../_base_/datasets/imagenet_mocov2.py',
     '../_base_/schedules/sgd_coslr-200e_in1k.py',
-    '../_base_/default_runtime.py',
+    '../_base_/ddp_runtime.py',
 ]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
-find_unused_parameters = False
-# the queues (buffers) are identical on every rank by construction: do not
-# broadcast them (2 x 32 MiB) from rank 0 at every step
-model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                         broadcast_buffers=False)

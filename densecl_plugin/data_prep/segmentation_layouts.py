@@ -100,6 +100,13 @@ def _write(path: str, img: np.ndarray, params=()) -> None:
         raise OSError(f'could not write {path}')
 
 
+def _write_tile(path: str, rgb: np.ndarray) -> None:
+    """Write an RGB tile as the dataset's image (BGR for OpenCV; a ``.jpg``
+    at JPEG quality 95, anything else lossless)."""
+    params = (cv2.IMWRITE_JPEG_QUALITY, 95) if path.endswith('.jpg') else ()
+    _write(path, rgb[..., ::-1], params)
+
+
 def voc_palette() -> np.ndarray:
     """Pascal VOC's 256-colour palette (bit-interleaved label colours)."""
     palette = np.zeros((256, 3), np.uint8)
@@ -160,8 +167,7 @@ def build_voc12(out_dir: str, tile_size: int = 128,
     splits['trainaug'] = splits['train'] + splits['aug']
     for name, img, fg in parts['train'] + parts['val']:
         labels = _labels(fg, bg_label, fg_label)
-        _write(osp.join(root, 'JPEGImages', f'{name}.jpg'), img[..., ::-1],
-               (cv2.IMWRITE_JPEG_QUALITY, 95))
+        _write_tile(osp.join(root, 'JPEGImages', f'{name}.jpg'), img)
         if any(t[0] == name for t in splits['train'] + splits['val']):
             _write_palette_png(
                 osp.join(root, 'SegmentationClass', f'{name}.png'), labels)
@@ -212,8 +218,8 @@ def build_cityscapes(out_dir: str, tile_size: int = 128,
         ids = []
         for frame, (_, img, fg) in enumerate(tiles):
             stem = f'{city}_{seq:06d}_{frame:06d}'
-            _write(osp.join(root, 'leftImg8bit', split, city,
-                            f'{stem}_leftImg8bit.png'), img[..., ::-1])
+            _write_tile(osp.join(root, 'leftImg8bit', split, city,
+                                 f'{stem}_leftImg8bit.png'), img)
             _write(osp.join(root, 'gtFine', split, city,
                             f'{stem}_gtFine_labelTrainIds.png'),
                    _labels(fg, bg_label, fg_label))
@@ -257,8 +263,7 @@ def build_ade20k(out_dir: str, tile_size: int = 128,
         ids = []
         for i, (_, img, fg) in enumerate(parts[split], start=1):
             stem = f'ADE_{tag}_{i:08d}'
-            _write(osp.join(root, 'images', folder, f'{stem}.jpg'),
-                   img[..., ::-1], (cv2.IMWRITE_JPEG_QUALITY, 95))
+            _write_tile(osp.join(root, 'images', folder, f'{stem}.jpg'), img)
             _write(osp.join(root, 'annotations', folder, f'{stem}.png'),
                    _labels(fg, bg_label, fg_label))
             ids.append(stem)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from mmengine.config import Config
 
+from ..utils.hashing import file_sha256 as file_digest
 from .data import DATA_SEED, prepare_demo_data
 from .report import (INIT_LABELS, INITS, format_markdown, infonce_curves,
                      plot_loss_curves, table_rows, write_report)
@@ -108,15 +109,6 @@ def default_configs_dir() -> str:
             return candidate
     raise FileNotFoundError(f'no configs/demo next to {pkg} (source tree) '
                             'nor in densecl_plugin/.mim/configs (mim install)')
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 of a file (hex)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fingerprint(**parts: Any) -> str:

@@ -6,19 +6,18 @@
   ``densecl_plugin.DenseCLPretrained`` from mmdet/mmseg configs);
 - :class:`DenseCLResLayerExtraNorm` (registered in mmdet's ``MODELS``),
   imported only when mmdet is installed, so that mmseg-only setups work;
-- :func:`make_smoke_config`: a benchmark config shrunk to CPU size;
-- :func:`run_transfer` and :data:`BENCHMARKS`: run benchmarks, tabulate.
+- :func:`run_transfer` and :data:`BENCHMARKS`: run benchmarks, tabulate
+  (:func:`run_transfer_cli`: what ``tools/benchmarks/run_transfer.py`` runs).
 """
 import importlib.util
 
 from .densecl_pretrained import (CHECKPOINT_OPTION, DenseCLPretrained,
                                  check_pretrained)
-from .smoke import make_smoke_config
-from .transfer import BENCHMARKS, Benchmark, run_transfer
+from .transfer import BENCHMARKS, Benchmark, run_transfer, run_transfer_cli
 
 __all__ = [
     'BENCHMARKS', 'Benchmark', 'CHECKPOINT_OPTION', 'DenseCLPretrained',
-    'check_pretrained', 'make_smoke_config', 'run_transfer'
+    'check_pretrained', 'run_transfer', 'run_transfer_cli'
 ]
 
 if importlib.util.find_spec('mmdet') is not None:

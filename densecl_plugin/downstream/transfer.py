@@ -12,6 +12,9 @@ What ``tools/benchmarks/run_transfer.py`` and the
 3. read the final metrics from each work dir (MMEngine's
    ``vis_data/scalars.json``) and write one markdown / CSV table next to the
    published DenseCL and MoCo v2 numbers (:mod:`.published`).
+
+:func:`run_transfer_cli` is the whole of ``run_transfer.py`` but its
+argument parsing (exit status included).
 """
 import csv
 import glob
@@ -313,3 +316,63 @@ def run_transfer(pretrain: str,
             f.write(to_csv(rows))
         echo(to_markdown(rows))
     return out
+
+
+def benchmark_list() -> List[str]:
+    """One line per benchmark of :data:`BENCHMARKS`: name, GPUs, config."""
+    return [f'{b.name:16s} {b.gpus} GPUs  {b.config}'
+            for b in BENCHMARKS.values()]
+
+
+def run_transfer_cli(pretrain: Optional[str] = None,
+                     names: Sequence[str] = (),
+                     configs: Sequence[str] = (),
+                     work_root: str = 'work_dirs/transfer',
+                     gpus: Optional[int] = None,
+                     launcher: str = 'pytorch',
+                     partition: Optional[str] = None,
+                     extra_args: Sequence[str] = (),
+                     print_only: bool = False,
+                     collect_only: bool = False,
+                     list_only: bool = False,
+                     run: Callable = subprocess.run,
+                     echo: Callable[[str], None] = print) -> int:
+    """What ``tools/benchmarks/run_transfer.py`` does; its exit status.
+
+    ``work_root``, ``gpus``, ``launcher``, ``partition``, ``extra_args``,
+    ``print_only`` and ``collect_only`` (with their defaults) are those of
+    :func:`run_transfer`.
+
+    Args:
+        pretrain (str, optional): The pre-trained checkpoint (needed unless
+            ``list_only``). Defaults to None.
+        names (Sequence[str]): Benchmark names (:data:`BENCHMARKS`) or
+            ``'all'``. Defaults to ().
+        configs (Sequence[str]): Benchmark config files
+            (:func:`benchmark_for_config`), run after ``names``.
+            Defaults to ().
+        list_only (bool): Print :func:`benchmark_list`, nothing else.
+            Defaults to False.
+        run (Callable): Runs one command (``subprocess.run`` signature).
+            Defaults to ``subprocess.run``.
+        echo (Callable): Where messages go. Defaults to ``print``.
+
+    Returns:
+        int: 0 when every run succeeded (or nothing ran), 1 when one failed,
+        2 on an unknown benchmark, a bad config or checkpoint (the reason on
+        stderr as ``error: ...``, before anything runs).
+    """
+    if list_only:
+        for line in benchmark_list():
+            echo(line)
+        return 0
+    try:
+        benchmarks = get_benchmarks(names) if names else []
+        benchmarks += [benchmark_for_config(c) for c in configs]
+        results = run_transfer(pretrain, benchmarks, work_root, gpus,
+                               launcher, partition, extra_args, print_only,
+                               collect_only, run=run, echo=echo)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    return 1 if any(r['returncode'] for r in results.values()) else 0

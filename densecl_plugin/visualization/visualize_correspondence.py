@@ -172,7 +172,7 @@ def backbone_c5(model: nn.Module, packed: Dict[str, Any],
     The views go through the model's data preprocessor (normalisation,
     channel order), then ``model.backbone``; its last output is C5. A model
     that matches on other features than raw C5 (``DenseCL`` pools them to the
-    neck's ``num_grid`` when set) says so with ``_match_features``, which is
+    neck's ``num_grid`` when set) says so with ``cell_features``, which is
     applied.
 
     Returns:
@@ -186,8 +186,8 @@ def backbone_c5(model: nn.Module, packed: Dict[str, Any],
     for v in views:
         x_b = last_feature_map(model.backbone(data['inputs'][v]),
                                type(model).__name__)  # (1, C, H, W)
-        if hasattr(model, '_match_features'):
-            x_b = model._match_features(x_b)  # (1, C, S_h, S_w)
+        if hasattr(model, 'cell_features'):
+            x_b = model.cell_features(x_b)  # (1, C, S_h, S_w)
         maps.append(x_b)
     return maps
 

@@ -1,17 +1,23 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """``tools/train.py`` end to end: a real Runner on real photos, then resume.
 
-These run the real CLI entry point (``tools/train.py``'s ``main``), our
-registry scope, ``mmdet.ResNet`` across scopes, MMEngine's hooks, and our
+These run what the CLI entry point runs (``tools/train.py`` calls
+:func:`~densecl_plugin.apis.build_train_config` and
+:func:`~densecl_plugin.apis.train`; the script itself runs in a subprocess
+at the end), our registry scope, ``mmdet.ResNet`` across scopes, MMEngine's hooks, and our
 DenseCL/MoCo v2 modules on the scikit-image photos.
 """
-import importlib.util
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
 from mmengine.config import Config
+
+from densecl_plugin.apis import build_train_config, train
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DENSECL_CPU = osp.join(
@@ -20,12 +26,10 @@ MOCOV2_CPU = osp.join(
     REPO, 'configs/mocov2/mocov2_resnet18_1xb16-coslr-200iters_folder-cpu.py')
 
 
-def _train_main():
-    spec = importlib.util.spec_from_file_location(
-        'densecl_train_cli', osp.join(REPO, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+def main(config, work_dir=None, resume=None):
+    """What ``python tools/train.py CONFIG [--work-dir D] [--resume [R]]``
+    runs."""
+    return train(build_train_config(config, work_dir, resume))
 
 
 def _tiny_config(base: str, image_dir: str, out: str, max_iters: int,
@@ -101,17 +105,16 @@ def test_train_save_resume_matches_uninterrupted_run(tmp_path, real_image_dir,
     before iteration 3) must survive the resume, so the losses of iterations
     3 and 4 and the final states equal those of the uninterrupted run.
     """
-    main = _train_main()
     cfg4 = _tiny_config(base, real_image_dir, str(tmp_path / 'c4.py'), 4,
                         start_iters=3)
     cfg2 = _tiny_config(base, real_image_dir, str(tmp_path / 'c2.py'), 2,
                         start_iters=3)
     straight = str(tmp_path / 'straight')
     broken = str(tmp_path / 'broken')
-    full = main([cfg4, '--work-dir', straight])
-    main([cfg2, '--work-dir', broken])  # "crashes" after saving iter_2.pth
+    full = main(cfg4, straight)
+    main(cfg2, broken)  # "crashes" after saving iter_2.pth
     assert osp.isfile(osp.join(broken, 'iter_2.pth'))
-    resumed = main([cfg4, '--work-dir', broken, '--resume'])
+    resumed = main(cfg4, broken, resume='auto')  # --resume
 
     a, b = _scalars(straight), _scalars(broken)
     loss_keys = [k for k in a[4] if k.startswith('loss')]
@@ -134,13 +137,12 @@ def test_train_save_resume_matches_uninterrupted_run(tmp_path, real_image_dir,
 
 
 def test_resume_path_and_missing_resume_file(tmp_path, real_image_dir):
-    main = _train_main()
     cfg2 = _tiny_config(DENSECL_CPU, real_image_dir, str(tmp_path / 'c.py'),
                         2)
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        main([cfg2, '--resume', str(tmp_path / 'nope.pth')])
+        main(cfg2, resume=str(tmp_path / 'nope.pth'))
     with pytest.raises(FileNotFoundError, match='config file not found'):
-        main([str(tmp_path / 'missing.py')])
+        main(str(tmp_path / 'missing.py'))
 
 
 def test_build_train_config_options(tmp_path):
@@ -161,3 +163,27 @@ def test_build_train_config_options(tmp_path):
     cfg = build_train_config(DENSECL_CPU, resume=str(ckpt), work_dir='w')
     assert cfg.resume is True and cfg.load_from == str(ckpt)
     assert cfg.work_dir == 'w'
+
+
+def test_script_trains_and_refuses_a_missing_resume_file(tmp_path,
+                                                         real_image_dir):
+    """The real ``tools/train.py``: two iterations, then ``--resume PATH``
+    of a file that is not there."""
+    cfg = _tiny_config(DENSECL_CPU, real_image_dir, str(tmp_path / 'c.py'),
+                       2)
+    work_dir = str(tmp_path / 'w')
+    env = dict(os.environ, PYTHONPATH='', OMP_WAIT_POLICY='PASSIVE')
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg,
+             '--work-dir', work_dir, *args], cwd=str(tmp_path), env=env,
+            capture_output=True, text=True, timeout=600)
+
+    proc = run('--cfg-options', 'model.queue_len=8')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
+    assert int(torch.load(osp.join(work_dir, 'iter_2.pth'))['state_dict']
+               ['queue_ptr']) == 2 * 4 % 8
+    proc = run('--resume', str(tmp_path / 'nope.pth'))
+    assert proc.returncode != 0 and 'nope.pth' in proc.stderr

@@ -82,9 +82,6 @@ def layout_checkpoint(layout: str, sd: Dict[str, torch.Tensor]) -> dict:
     raise ValueError(layout)
 
 
-
-
-
 @pytest.fixture(scope='session')
 def resnet18_sd():
     """Distinct random weights of a real mmdet ResNet-18."""
@@ -101,3 +98,25 @@ def resnet50_sd():
 def make_checkpoint():
     """``make_checkpoint(layout, sd)``: see :func:`layout_checkpoint`."""
     return layout_checkpoint
+
+
+@pytest.fixture
+def run_converter(make_checkpoint, tmp_path, capsys):
+    """``run_converter(name, layout, sd, dst_name) -> (dst, printed)``.
+
+    Saves ``sd`` as a ``layout`` checkpoint, runs the command line of
+    ``tools/model_converters/<name>.py`` on it in this process
+    (:func:`~densecl_plugin.converters.cli.converter_main`) and returns the
+    output path and what it printed.
+    """
+    from densecl_plugin.converters.cli import converter_main
+
+    def run(name: str, layout: str, sd: Dict[str, torch.Tensor],
+            dst_name: str):
+        src, dst = str(tmp_path / f'{layout}.pth'), str(tmp_path / dst_name)
+        torch.save(make_checkpoint(layout, sd), src)
+        capsys.readouterr()
+        converter_main(name, [src, dst])
+        return dst, capsys.readouterr().out
+
+    return run

@@ -1,6 +1,5 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """Backbone extraction from every checkpoint layout, exactly."""
-import os.path as osp
 
 import pytest
 import torch
@@ -113,14 +112,9 @@ def test_real_densecl_checkpoint(tmp_path):
     from mmengine.logging import MessageHub
     from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
 
-    from densecl_plugin.models import DenseCL
-    model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, out_indices=(3, ),
-                      norm_cfg=dict(type='BN'), zero_init_residual=False),
-        neck=dict(type='DenseCLNeck', in_channels=512, hid_channels=16,
-                  out_channels=8),
-        queue_len=16, feat_dim=8, data_preprocessor=None)
-    model.init_weights()
+    from tiny_models import build_tiny_model
+    model = build_tiny_model('DenseCL', depth=18, hid_channels=16,
+                             feat_dim=8, queue_len=16)
     with torch.no_grad():  # make query and key encoders differ
         for p in model.backbone.parameters():
             p.add_(torch.randn_like(p))
@@ -137,16 +131,8 @@ def test_real_densecl_checkpoint(tmp_path):
                            key_bb['conv1.weight'])
 
 
-def test_cli(resnet18_sd, make_checkpoint, tmp_path, capsys):
-    import importlib.util
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        'tw_extract_cli',
-        osp.join(root, 'tools/model_converters/extract_backbone_weights.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    src, dst = str(tmp_path / 'o.pth'), str(tmp_path / 'bb.pth')
-    torch.save(make_checkpoint('openselfsup', resnet18_sd), src)
-    cli.main([src, dst])
-    assert 'stripped' in capsys.readouterr().out
+def test_cli(resnet18_sd, run_converter):
+    dst, out = run_converter('extract_backbone_weights', 'openselfsup',
+                             resnet18_sd, 'bb.pth')
+    assert 'stripped' in out
     assert_same_tensors(torch.load(dst)['state_dict'], resnet18_sd)

@@ -3,8 +3,6 @@
 ResNet written here (detectron2's module names: ``stem.conv1`` with a
 ``norm`` child, ``res2..res5``, ``shortcut``; ``FrozenBatchNorm2d`` has no
 ``num_batches_tracked``) and against MoCo's string-replace mapping."""
-import importlib.util
-import os.path as osp
 import pickle
 
 import numpy as np
@@ -120,17 +118,10 @@ def test_roundtrip_into_detectron2_layout(resnet50_sd, make_checkpoint,
                              if not k.endswith('num_batches_tracked'))
 
 
-def test_cli_from_openselfsup(resnet50_sd, make_checkpoint, tmp_path, capsys):
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        'tw_d2_cli',
-        osp.join(root, 'tools/model_converters/densecl_to_detectron2.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    src, dst = str(tmp_path / 'o.pth'), str(tmp_path / 'd2.pkl')
-    torch.save(make_checkpoint('openselfsup_q', resnet50_sd), src)
-    cli.main([src, dst])
-    assert 'matching_heuristics=True' in capsys.readouterr().out
+def test_cli_from_openselfsup(resnet50_sd, run_converter):
+    dst, out = run_converter('densecl_to_detectron2', 'openselfsup_q',
+                             resnet50_sd, 'd2.pkl')
+    assert 'matching_heuristics=True' in out
     with open(dst, 'rb') as f:
         model = pickle.load(f)['model']
     np.testing.assert_array_equal(model['res5.2.conv3.norm.running_var'],

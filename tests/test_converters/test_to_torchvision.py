@@ -2,9 +2,6 @@
 """Conversion to torchvision's ResNet, checked against a torchvision-layout
 ResNet written here (torchvision itself cannot be installed beside torch
 2.13): strict key/shape match, exact tensors, and identical features."""
-import importlib.util
-import os.path as osp
-
 import pytest
 import torch
 from torch import nn
@@ -168,17 +165,10 @@ def test_rejects_wrong_shapes_and_unknown_depths(resnet18_sd):
         check_torchvision_resnet(sd)
 
 
-def test_cli(resnet18_sd, make_checkpoint, tmp_path, capsys):
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        'tw_tv_cli',
-        osp.join(root, 'tools/model_converters/densecl_to_torchvision.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    src, dst = str(tmp_path / 'o.pth'), str(tmp_path / 'tv.pth')
-    torch.save(make_checkpoint('moco', resnet18_sd), src)
-    cli.main([src, dst])
-    assert 'ResNet-18' in capsys.readouterr().out
+def test_cli(resnet18_sd, run_converter):
+    dst, out = run_converter('densecl_to_torchvision', 'moco', resnet18_sd,
+                             'tv.pth')
+    assert 'ResNet-18' in out
     TorchvisionResNet(18).load_state_dict(
         {**torch.load(dst), 'fc.weight': torch.zeros(1000, 512),
          'fc.bias': torch.zeros(1000)}, strict=True)

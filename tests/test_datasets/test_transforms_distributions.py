@@ -8,7 +8,6 @@ configured laws: the crop against an independent plain-loop torchvision
 sampler written here, the rest against their uniform/Bernoulli laws; the
 views' pixels and records are checked to agree with the draws.
 """
-import importlib.util
 import itertools
 import math
 import os.path as osp
@@ -20,6 +19,8 @@ import pytest
 from mmengine.config import Config
 from scipy import stats
 
+from densecl_plugin.benchmarks.pipeline import (build_pipeline,
+                                                load_baseline_transforms)
 from densecl_plugin.datasets.transforms import (ColorJitter, MultiView,
                                                 adjust_brightness,
                                                 adjust_contrast, adjust_hue,
@@ -36,6 +37,15 @@ SAMPLERS = ('sample_crop', 'sample_params', 'sample_apply', 'sample_sigma',
 N_IMAGES = 1200
 P_MIN = 1e-4
 
+
+@pytest.fixture(scope='module', autouse=True)
+def own_registry_scope():
+    """Build in our registry scope, whatever default scope an earlier test
+    left current (an mmseg Runner leaves ``mmseg``, which lacks our
+    transforms)."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('densecl_plugin'):
+        yield
 
 def _view_pipeline(size: int) -> list:
     cfg = Config.fromfile(PIPELINE_CFG)
@@ -201,32 +211,23 @@ def test_color_jitter_never_writes_into_its_input(photo):
 
 
 @pytest.fixture(scope='module')
-def tool():
-    path = osp.join(REPO, 'tools/analysis/benchmark_pipeline.py')
-    spec = importlib.util.spec_from_file_location('bench_pipeline', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def baseline_transforms(tool):
+def baseline_transforms():
     try:
-        return tool.load_baseline_transforms(BASELINE_REV, REPO)
+        return load_baseline_transforms(BASELINE_REV, REPO)
     except RuntimeError as e:  # e.g. a source tarball or a shallow clone
         pytest.skip(f'the baseline revision {BASELINE_REV[:10]} is not in '
                     f'this checkout\'s git history: {e}')
 
 
 def test_views_are_pixel_identical_to_the_previous_transforms(
-        tool, baseline_transforms, real_image_paths):
+        baseline_transforms, real_image_paths):
     cfg = Config.fromfile(PIPELINE_CFG)
     for t in cfg.train_pipeline[1]['transforms'][0]:
         if t['type'] == 'RandomResizedCrop':
             t['size'] = 64
     # each in its own registry scope (whatever default scope is left)
-    current = tool.build_pipeline(cfg.train_pipeline)
-    before = tool.build_pipeline(cfg.train_pipeline, baseline_transforms)
+    current = build_pipeline(cfg.train_pipeline)
+    before = build_pipeline(cfg.train_pipeline, baseline_transforms)
     assert type(before.transforms[1]) is not type(current.transforms[1])
     for seed, path in enumerate(real_image_paths * 3):
         outs = []

@@ -38,15 +38,10 @@ def densecl_r50_checkpoint(tmp_path_factory, real_image_paths):
     from mmengine.logging import MessageHub
     from mmengine.runner.checkpoint import weights_to_cpu
 
-    from densecl_plugin.models import DenseCL
+    from tiny_models import build_tiny_model
     torch.manual_seed(0)
-    model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=50, out_indices=(3, ),
-                      norm_cfg=dict(type='BN'), zero_init_residual=False),
-        neck=dict(type='DenseCLNeck', in_channels=2048, hid_channels=64,
-                  out_channels=16),
-        queue_len=32, feat_dim=16, data_preprocessor=None)
-    model.init_weights()
+    model = build_tiny_model('DenseCL', depth=50, hid_channels=64,
+                             feat_dim=16, queue_len=32)
     _calibrate_bn(model.backbone, real_image_paths)
     hub = MessageHub.get_instance('tw_downstream_ckpt')
     hub.update_scalar('train/loss', 7.5)

@@ -15,25 +15,18 @@ from mmengine.registry import init_default_scope
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET = 'configs/benchmarks/mmdetection'
 SEG = 'configs/benchmarks/mmsegmentation'
-CONFIGS = {  # config -> (scope, schedule length, unit)
+#: config -> (scope, schedule length, unit); the length is the one its
+#: name states (1x = 12 epochs, 20k = 20000 iterations)
+CONFIGS = {
     f'{DET}/voc0712/faster-rcnn_r50-c4_8xb2-24k_voc0712.py':
     ('mmdet', 24000, 'iter'),
-    f'{DET}/coco/mask-rcnn_r50-c4_8xb2-1x_coco.py': ('mmdet', 12, 'epoch'),
-    f'{DET}/coco/mask-rcnn_r50-c4_8xb2-2x_coco.py': ('mmdet', 24, 'epoch'),
-    f'{DET}/coco/mask-rcnn_r50-fpn_8xb2-1x_coco.py': ('mmdet', 12, 'epoch'),
-    f'{DET}/coco/mask-rcnn_r50-fpn_8xb2-2x_coco.py': ('mmdet', 24, 'epoch'),
-    f'{SEG}/voc12aug/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py':
-    ('mmseg', 20000, 'iter'),
-    f'{SEG}/voc12aug/fcn_r50-d8_4xb4-40k_voc12aug-512x512.py':
-    ('mmseg', 40000, 'iter'),
-    f'{SEG}/cityscapes/fcn_r50-d8_4xb2-40k_cityscapes-769x769.py':
-    ('mmseg', 40000, 'iter'),
-    f'{SEG}/cityscapes/fcn_r50-d8_4xb2-80k_cityscapes-769x769.py':
-    ('mmseg', 80000, 'iter'),
-    f'{SEG}/ade20k/fcn_r50-d8_4xb4-80k_ade20k-512x512.py':
-    ('mmseg', 80000, 'iter'),
-    f'{SEG}/ade20k/fcn_r50-d8_4xb4-160k_ade20k-512x512.py':
-    ('mmseg', 160000, 'iter'),
+    **{f'{DET}/coco/mask-rcnn_r50-{neck}_8xb2-{x}x_coco.py': ('mmdet', 12 * x, 'epoch')
+       for neck in ('c4', 'fpn') for x in (1, 2)},
+    **{f'{SEG}/{data}/fcn_r50-d8_{gpus}-{k}k_{data}-{size}.py': ('mmseg', 1000 * k, 'iter')
+       for data, gpus, size, ks in (('voc12aug', '4xb4', '512x512', (20, 40)),
+                                    ('cityscapes', '4xb2', '769x769', (40, 80)),
+                                    ('ade20k', '4xb4', '512x512', (80, 160)))
+       for k in ks},
 }
 SYNC_BN = dict(type='SyncBN', requires_grad=True)
 RGB = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
@@ -214,7 +207,7 @@ def test_bad_checkpoint_fails_before_training(bad, tmp_path, tiny_datasets):
     from mmengine.runner import Runner
 
     from densecl_plugin.converters import BackboneNotFoundError
-    from densecl_plugin.downstream.smoke import make_smoke_config
+    from test_downstream.smoke import make_smoke_config
     ckpt = str(tmp_path / f'{bad}.pth')
     error, match = FileNotFoundError, 'does not exist'
     if bad == 'no_backbone':

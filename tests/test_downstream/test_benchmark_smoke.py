@@ -21,7 +21,7 @@ import os.path as osp
 import pytest
 from mmengine.runner import Runner
 
-from densecl_plugin.downstream.smoke import make_smoke_config
+from test_downstream.smoke import make_smoke_config
 
 DET = 'configs/benchmarks/mmdetection'
 SEG = 'configs/benchmarks/mmsegmentation'

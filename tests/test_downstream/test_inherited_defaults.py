@@ -372,6 +372,13 @@ LINEAR = 'configs/benchmarks/classification/folder/' \
          'resnet18_linear-1xb32-steplr-10e_folder-64px.py'
 
 
+def changed_backbone(path, change):
+    """The backbone of ``path`` with ``change`` applied, in training mode."""
+    cfg = load(path)
+    cfg.model.backbone.update(change)
+    return in_train_mode(build_part(cfg, cfg.model.backbone))
+
+
 @pytest.mark.parametrize('path', [DEMO_DET, DEMO_SEG])
 @pytest.mark.parametrize('change,match', [
     (dict(norm_eval=True), 'BN layers in eval mode'),
@@ -380,9 +387,7 @@ LINEAR = 'configs/benchmarks/classification/folder/' \
      'BN without trainable affine'),
 ])
 def test_fine_tune_check_catches_frozen_bn(path, change, match):
-    cfg = load(path)
-    cfg.model.backbone.update(change)  # e.g. mmdet's norm_eval=True
-    net = in_train_mode(build_part(cfg, cfg.model.backbone))
+    net = changed_backbone(path, change)  # e.g. mmdet's norm_eval=True
     with pytest.raises(AssertionError, match=match):
         assert_fine_tunes(net, path)
 
@@ -407,9 +412,7 @@ def test_fine_tune_check_catches_a_frozen_c4_backbone_and_shared_head():
     (dict(frozen_stages=-1), 'parameters require grad'),
 ])
 def test_frozen_check_catches_training_bn(change, match):
-    cfg = load(LINEAR)
-    cfg.model.backbone.update(change)
-    net = in_train_mode(build_part(cfg, cfg.model.backbone))
+    net = changed_backbone(LINEAR, change)
     with pytest.raises(AssertionError, match=match):
         assert_frozen(net, LINEAR)
 

@@ -1,8 +1,8 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """``tools/benchmarks/run_transfer.py`` and its shell wrappers: commands,
 the checkpoint check before anything runs, metric collection and the table,
-and one real run through ``tools/train.py`` in a subprocess."""
-import importlib.util
+and one real run through ``tools/train.py`` in a subprocess. The script's
+logic is :func:`densecl_plugin.downstream.transfer.run_transfer_cli`."""
 import json
 import os
 import os.path as osp
@@ -13,17 +13,19 @@ import pytest
 import torch
 
 from densecl_plugin.downstream.transfer import (BENCHMARKS, Benchmark,
-                                                run_transfer, train_command)
+                                                benchmark_list, run_transfer,
+                                                run_transfer_cli,
+                                                train_command)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+RUN_TRANSFER = osp.join(ROOT, 'tools', 'benchmarks', 'run_transfer.py')
 
 
-def load_cli():
-    spec = importlib.util.spec_from_file_location(
-        'tw_run_transfer', osp.join(ROOT, 'tools/benchmarks/run_transfer.py'))
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
-    return cli
+def run_script(*args, cwd=ROOT):
+    """``tools/benchmarks/run_transfer.py ARGS`` in a subprocess."""
+    return subprocess.run([sys.executable, RUN_TRANSFER, *args], cwd=cwd,
+                          env=dict(os.environ, PYTHONPATH=''),
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -60,16 +62,29 @@ def test_train_command(launcher):
         train_command(bench, 'p', 'wd', launcher='slurm')
 
 
-def test_print_only_for_a_cluster(capsys):
-    cli = load_cli()
-    assert cli.main(['s3://bucket/densecl_200ep.pth', '--benchmarks', 'all',
-                     '--print-only', '--', '--amp']) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+def _check_cluster_commands(lines):
     assert len(lines) == len(BENCHMARKS)
     assert all('tools/dist_train.sh' in ln and ln.endswith(
         'model.init_cfg.checkpoint=s3://bucket/densecl_200ep.pth --amp')
         for ln in lines)
     assert 'work_dirs/transfer/densecl_200ep/coco-c4-2x' in lines[2]
+
+
+def test_print_only_for_a_cluster(capsys):
+    assert run_transfer_cli('s3://bucket/densecl_200ep.pth', ['all'],
+                            print_only=True, extra_args=['--amp']) == 0
+    _check_cluster_commands(capsys.readouterr().out.strip().splitlines())
+
+
+def test_script_print_only_and_usage(tmp_path):
+    """The real script: ``--`` passes the rest on to tools/train.py."""
+    proc = run_script('s3://bucket/densecl_200ep.pth', '--benchmarks', 'all',
+                      '--print-only', '--', '--amp')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _check_cluster_commands(proc.stdout.strip().splitlines())
+    proc = run_script('ck.pth', cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert 'give --benchmarks and/or --configs' in proc.stderr
 
 
 @pytest.mark.parametrize('bad', ['missing', 'no_backbone'])
@@ -83,8 +98,8 @@ def test_bad_checkpoint_stops_before_any_run(bad, tmp_path, capsys):
         run_transfer(ckpt, [BENCHMARKS['voc12aug-20k']], str(tmp_path),
                      run=lambda *a, **k: calls.append(a))
     assert calls == []
-    assert load_cli().main([ckpt, '--benchmarks', 'voc12aug-20k',
-                            '--work-dir', str(tmp_path)]) == 2
+    assert run_transfer_cli(ckpt, ['voc12aug-20k'],
+                            work_root=str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'ck.pth' in err
 
@@ -108,6 +123,21 @@ def test_shell_wrappers_check_arguments_and_checkpoint(tmp_path):
                                  text=True, env=env, cwd=ROOT)
             assert out.returncode == 2, out.stderr
             assert f"'{missing}' does not exist" in out.stderr
+
+
+def test_exit_status_of_a_failed_run(tmp_path, backbone_ckpt):
+    lines = []
+    status = run_transfer_cli(
+        backbone_ckpt, ['voc12aug-20k'], work_root=str(tmp_path),
+        launcher='none', echo=lines.append,
+        run=lambda argv, env: subprocess.CompletedProcess(argv, 3))
+    assert status == 1
+    assert '[voc12aug-20k] failed with exit code 3' in lines
+    assert run_transfer_cli(backbone_ckpt, list_only=True,
+                            echo=lines.append) == 0
+    assert lines[-len(BENCHMARKS):] == benchmark_list()
+    assert len(benchmark_list()) == len(BENCHMARKS)
+    assert run_transfer_cli('ck.pth', ['voc0712']) == 2  # unknown name
 
 
 def test_collect_and_table(tmp_path, backbone_ckpt):
@@ -149,7 +179,7 @@ def test_real_run_through_tools_train(tmp_path, backbone_ckpt):
     the real VOC12-aug FCN config shrunk to 2 CPU iterations and a tiny
     VOC12 + aug layout built from real nuclei masks."""
     from densecl_plugin.data_prep import build_voc12
-    from densecl_plugin.downstream.smoke import make_smoke_config
+    from test_downstream.smoke import make_smoke_config
     bench = BENCHMARKS['voc12aug-20k']
     layout = build_voc12(str(tmp_path / 'data'), out_size=64)
     cfg = make_smoke_config(osp.join(ROOT, bench.config), 'unset',

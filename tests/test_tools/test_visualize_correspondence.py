@@ -1,6 +1,7 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""tools/analysis/visualize_correspondence.py: arguments, outputs, a real run."""
-import importlib.util
+"""tools/analysis/visualize_correspondence.py: arguments, outputs, a real run
+(its logic is :func:`densecl_plugin.visualization.visualize_correspondence`,
+called in process here; the script runs in a subprocess)."""
 import json
 import os
 import os.path as osp
@@ -8,54 +9,54 @@ import subprocess
 import sys
 
 import cv2
-import pytest
+
+from densecl_plugin.visualization import visualize_correspondence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools/analysis/visualize_correspondence.py')
 CONFIG = osp.join(ROOT, 'configs/densecl/densecl_resnet18_1xb16-coslr-200iters_folder-cpu.py')
 
 
-@pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('visualize_correspondence_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run(*args, cwd):
+    env = dict(os.environ, PYTHONPATH='')
+    return subprocess.run([sys.executable, TOOL, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=240)
 
 
-def test_parse_args(tool):
-    args = tool.parse_args([CONFIG, 'none', 'img.jpg', '--cells', '1,2', '0,0',
-                            '--threshold', '0.8', '--seed', '5'])
-    assert args.cells == [(1, 2), (0, 0)] and args.threshold == 0.8 and args.seed == 5
-    assert args.out == 'work_dirs/correspondence' and args.device == 'cpu'
-    with pytest.raises(SystemExit):
-        tool.parse_args([CONFIG, 'none', 'img.jpg', '--cells', '1;2'])
+def test_arguments(tmp_path):
+    proc = _run('--help', cwd=str(tmp_path))
+    assert proc.returncode == 0
+    assert '--out OUT             output folder' in proc.stdout
+    assert '--cfg-options CFG_OPTIONS' in proc.stdout
+    proc = _run(CONFIG, 'none', 'img.jpg', '--cells', '1;2', cwd=str(tmp_path))
+    assert proc.returncode == 2
+    assert "a cell is ROW,COL (two integers), got '1;2'" in proc.stderr
 
 
-def test_main_in_process(tool, real_image_paths, tmp_path, capsys):
+def test_in_process(real_image_paths, tmp_path):
     out = str(tmp_path / 'vis')
-    summary = tool.main([CONFIG, 'random', real_image_paths[2], '--out', out,
-                         '--seed', '1', '--cells', '0,1',
-                         '--cfg-options', 'model.queue_len=64',
-                         'train_dataloader.dataset.pipeline.1.transforms.0.0.size=96'])
+    summary = visualize_correspondence(
+        CONFIG, 'random', real_image_paths[2], out, seed=1, cells=[(0, 1)],
+        cfg_options={'model.queue_len': 64,
+                     'train_dataloader.dataset.pipeline.1.transforms.0.0.size': 96})
     assert summary['grid'] == [3, 3] and summary['heatmap_cells'] == [[0, 1]]
     assert sorted(os.listdir(out)) == ['matches.png', 'similarity.png', 'summary.json']
-    assert json.loads(capsys.readouterr().out)['num_cells'] == 9
+    with open(osp.join(out, 'summary.json')) as f:
+        assert json.load(f)['num_cells'] == 9
     assert cv2.imread(osp.join(out, 'matches.png')) is not None
 
 
 def test_cli_subprocess_from_another_folder(real_image_paths, tmp_path):
     out = tmp_path / 'cli'
-    env = dict(os.environ, PYTHONPATH='')
-    proc = subprocess.run(
-        [sys.executable, TOOL, CONFIG, 'none', real_image_paths[0], '--out', str(out),
-         '--cfg-options', 'model.queue_len=64'],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=240)
+    proc = _run(CONFIG, 'none', real_image_paths[0], '--out', str(out),
+                '--cfg-options', 'model.queue_len=64', cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.load(open(out / 'summary.json'))
     assert summary['grid'] == [2, 2] and summary['checkpoint'] == 'none'
+    printed = proc.stdout[proc.stdout.index('{\n'):]  # after any log lines
+    printed = json.loads(printed)  # the summary, as the script prints it
+    assert printed['grid'] == [2, 2] and printed['num_cells'] == 4
     # a missing checkpoint fails with a message that names it
-    proc = subprocess.run(
-        [sys.executable, TOOL, CONFIG, str(tmp_path / 'nope.pth'), real_image_paths[0]],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=240)
+    proc = _run(CONFIG, str(tmp_path / 'nope.pth'), real_image_paths[0],
+                cwd=str(tmp_path))
     assert proc.returncode != 0 and 'nope.pth' in proc.stderr

@@ -18,8 +18,7 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from mmengine.config import DictAction  # noqa: E402
-
+from densecl_plugin.utils.cli import add_cfg_options  # noqa: E402
 from densecl_plugin.visualization import visualize_correspondence  # noqa: E402
 
 
@@ -51,8 +50,7 @@ def parse_args(argv=None):
                         help='query cells ROW,COL for the heat maps '
                         '(default: 3 cells the key view also sees)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, e.g. key=value')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

@@ -11,6 +11,7 @@ Checks PRETRAIN first, runs each benchmark in turn (``--print-only``: prints
 the commands for a cluster instead), then writes
 ``ROOT/<ckpt>/results.{md,csv}``: our metrics next to the published DenseCL
 and MoCo v2 numbers. ``--list`` shows the benchmarks.
+The logic is :func:`densecl_plugin.downstream.transfer.run_transfer_cli`.
 """
 import argparse
 import os.path as osp
@@ -19,16 +20,12 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from densecl_plugin.downstream.transfer import (BENCHMARKS,  # noqa: E402
-                                                benchmark_for_config,
-                                                get_benchmarks, run_transfer)
+                                                run_transfer_cli)
+from densecl_plugin.utils.cli import add_flags, split_passthrough  # noqa
 
 
 def parse_args(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = []
-    if '--' in argv:
-        cut = argv.index('--')
-        argv, extra = argv[:cut], argv[cut + 1:]
+    argv, extra = split_passthrough(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,12 +42,9 @@ def parse_args(argv=None):
     parser.add_argument('--partition', help='Slurm partition')
     parser.add_argument('--work-dir', default='work_dirs/transfer',
                         help='root of the runs and the results table')
-    parser.add_argument('--print-only', action='store_true',
-                        help='print the commands, run nothing')
-    parser.add_argument('--collect-only', action='store_true',
-                        help='only read the metrics of finished runs')
-    parser.add_argument('--list', action='store_true',
-                        help='list the benchmarks and exit')
+    add_flags(parser, print_only='print the commands, run nothing',
+              collect_only='only read the metrics of finished runs',
+              list='list the benchmarks and exit')
     args = parser.parse_args(argv)
     args.extra = extra
     if not args.list and not args.pretrain:
@@ -60,25 +54,12 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.list:
-        for b in BENCHMARKS.values():
-            print(f'{b.name:16s} {b.gpus} GPUs  {b.config}')
-        return 0
-    try:
-        benchmarks = get_benchmarks(args.benchmarks) if args.benchmarks \
-            else []
-        benchmarks += [benchmark_for_config(c) for c in args.configs]
-        results = run_transfer(args.pretrain, benchmarks, args.work_dir,
-                               args.gpus, args.launcher, args.partition,
-                               args.extra, args.print_only,
-                               args.collect_only)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    failed = [n for n, r in results.items() if r['returncode']]
-    return 1 if failed else 0
+    return run_transfer_cli(args.pretrain, args.benchmarks, args.configs,
+                            args.work_dir, args.gpus, args.launcher,
+                            args.partition, args.extra, args.print_only,
+                            args.collect_only, args.list)
 
 
 if __name__ == '__main__':

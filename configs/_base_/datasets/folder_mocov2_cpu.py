@@ -1,20 +1,16 @@
 # Any folder of images (recursive), small MoCo v2 views for CPU runs.
 # Point it elsewhere with
 #   --cfg-options train_dataloader.dataset.data_root=path/to/images
+_base_ = ['./mocov2_pipeline.py']
+
+# The views of mocov2_pipeline.py cropped at 64 px: only RandomResizedCrop's
+# `size` changes, every other step and parameter is the one written there.
 crop_size = 64
-view_pipeline = [
-    dict(type='RandomResizedCrop', size=crop_size, scale=(0.2, 1.)),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4,
-         hue=0.1, prob=0.8),
-    dict(type='RandomGrayscale', prob=0.2),
-    dict(type='GaussianBlur', sigma=(0.1, 2.0), prob=0.5),
-    dict(type='RandomFlip', prob=0.5),
-]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
-    dict(type='PackSelfSupInputs', meta_keys=('img_path', )),
-]
+view_pipeline = [dict(t, size=crop_size) if t.type == 'RandomResizedCrop'
+                 else t for t in _base_.view_pipeline]
+# mocov2_pipeline.py's train_pipeline, its MultiView making these views
+train_pipeline = [dict(t, transforms=[view_pipeline]) if t.type == 'MultiView'
+                  else t for t in _base_.train_pipeline]
 train_dataloader = dict(
     batch_size=16,
     num_workers=0,

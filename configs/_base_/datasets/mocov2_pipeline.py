@@ -1,4 +1,8 @@
 # The MoCo v2 two-view augmentation (Chen et al., 2020), as DenseCL uses it.
+# This file is its one definition: a config with other view sizes inherits
+# it and changes `crop_size` only (folder_mocov2_cpu.py shows how), and
+# tests/test_configs/test_view_pipeline.py checks that every pre-training
+# config's views are these.
 crop_size = 224
 view_pipeline = [
     dict(type='RandomResizedCrop', size=crop_size, scale=(0.2, 1.)),

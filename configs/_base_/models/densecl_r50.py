@@ -1,44 +1,12 @@
-# DenseCL, ResNet-50 (Wang et al., CVPR 2021). `momentum` follows the paper:
-# k <- m * k + (1 - m) * q with m = 0.999 (mmpretrain writes 0.001 for this).
+# DenseCL, ResNet-50 (Wang et al., CVPR 2021): MoCo v2 (mocov2_r50.py: the
+# same ResNet-50 with its pre-training choices, data preprocessor, queue,
+# momentum m = 0.999 and head) plus a dense branch and loss, weighted by
+# `loss_lambda`.
+_base_ = ['./mocov2_r50.py']
 model = dict(
     type='DenseCL',
-    queue_len=65536,
-    feat_dim=128,
-    momentum=0.999,
     loss_lambda=0.5,
-    data_preprocessor=dict(
-        type='SelfSupDataPreprocessor',
-        mean=(123.675, 116.28, 103.53),
-        std=(58.395, 57.12, 57.375),
-        to_rgb=True),
-    backbone=dict(
-        type='mmdet.ResNet',
-        depth=50,
-        in_channels=3,
-        out_indices=(3, ),  # C5 only
-        # mmdet's ResNet defaults, written out for pre-training: BN trains
-        # (mmdet defaults to norm_eval=True: every BN layer would stay in
-        # eval mode under model.train(); DenseCL/MoCoV2 refuse that), no
-        # stage frozen, torchvision block layout (stride in the 3x3 conv),
-        # 7x7 stem, no dilation, no zero-initialised residuals, mmdet's
-        # default init (Kaiming fan_out convs, BN weight 1): as the anchors.
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        frozen_stages=-1,
-        style='pytorch',
-        deep_stem=False,
-        strides=(1, 2, 2, 2),
-        dilations=(1, 1, 1, 1),
-        zero_init_residual=False,
-        init_cfg=[
-            dict(type='Kaiming', layer='Conv2d'),
-            dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
-        ]),
-    neck=dict(
-        type='DenseCLNeck',
-        in_channels=2048,
-        hid_channels=2048,
-        out_channels=128,
-        num_grid=None),
-    head=dict(type='ContrastiveHead', temperature=0.2),
+    # MoCoV2Neck's global MLP (same sizes) plus the dense 1x1-conv MLP on
+    # every cell of the backbone's S x S grid (num_grid=None: not pooled)
+    neck=dict(type='DenseCLNeck', num_grid=None),
 )

@@ -1,5 +1,7 @@
-# MoCo v2 (Chen et al., 2020), ResNet-50; the baseline DenseCL is compared to.
-# `momentum` follows the paper: k <- m * k + (1 - m) * q with m = 0.999.
+# MoCo v2 (Chen et al., 2020), ResNet-50; the baseline DenseCL is compared to,
+# and the base of densecl_r50.py (same backbone, queue, momentum and head).
+# `momentum` follows the paper: k <- m * k + (1 - m) * q with m = 0.999
+# (mmpretrain writes 0.001 for this).
 model = dict(
     type='MoCoV2',
     queue_len=65536,
@@ -14,7 +16,7 @@ model = dict(
         type='mmdet.ResNet',
         depth=50,
         in_channels=3,
-        out_indices=(3, ),
+        out_indices=(3, ),  # C5 only
         # mmdet's ResNet defaults, written out for pre-training: BN trains
         # (mmdet defaults to norm_eval=True: every BN layer would stay in
         # eval mode under model.train(); DenseCL/MoCoV2 refuse that), no

@@ -5,32 +5,19 @@
 # tiles from package data, see densecl_plugin/data_prep/unlabeled_pool.py).
 # Views: the MoCo v2 augmentation at 80 px, so the ResNet-18 C5 grid that
 # DenseCL matches on is 3 x 3 (80 -> 40 -> 20 -> 20 -> 10 -> 5 -> 3).
-_base_ = ['../../_base_/default_runtime.py']
+_base_ = [
+    '../../_base_/datasets/folder_mocov2_cpu.py',
+    '../../_base_/cpu_runtime.py',
+]
 
+# The folder loader of folder_mocov2_cpu.py (its data_root is the pool), with
+# the views of mocov2_pipeline.py cropped at 80 px instead of 64.
 crop_size = 80
-view_pipeline = [
-    dict(type='RandomResizedCrop', size=crop_size, scale=(0.2, 1.)),
-    dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.4,
-         hue=0.1, prob=0.8),
-    dict(type='RandomGrayscale', prob=0.2),
-    dict(type='GaussianBlur', sigma=(0.1, 2.0), prob=0.5),
-    dict(type='RandomFlip', prob=0.5),
-]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
-    dict(type='PackSelfSupInputs', meta_keys=('img_path', )),
-]
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=0,
-    drop_last=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        type='UnlabeledImageDataset',
-        data_root='data/demo/unlabeled/',
-        pipeline=train_pipeline))
+view_pipeline = [dict(t, size=crop_size) if t.type == 'RandomResizedCrop'
+                 else t for t in _base_.view_pipeline]
+train_pipeline = [dict(t, transforms=[view_pipeline]) if t.type == 'MultiView'
+                  else t for t in _base_.train_pipeline]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 # What both algorithms change in their R50 model (each config merges it into
 # `model`): ResNet-18; a queue shorter than the pool (405 images) so that few
@@ -58,9 +45,5 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
 auto_scale_lr = dict(base_batch_size=16)
 
 default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=max_iters,
                     by_epoch=False, max_keep_ckpts=1, save_last=True))
-log_processor = dict(by_epoch=False)
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)

@@ -34,6 +34,8 @@ from mmcv.transforms.utils import cache_randomness
 
 from densecl_plugin.registry import TRANSFORMS
 
+from .photometric import _check_prob
+
 Box = Tuple[float, float, float, float]
 
 #: interpolation names accepted by :class:`RandomResizedCrop` per backend
@@ -281,10 +283,7 @@ class RandomFlip(BaseTransform):
     """
 
     def __init__(self, prob: float = 0.5) -> None:
-        if not 0. <= prob <= 1.:
-            raise ValueError(f'RandomFlip: prob must be in [0, 1], but got '
-                             f'{prob!r}')
-        self.prob = prob
+        self.prob = _check_prob(prob, 'RandomFlip')
 
     @cache_randomness
     def sample_flip(self) -> bool:

@@ -181,6 +181,7 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _check_prob(prob: float, name: str) -> float:
+    """``prob`` as a float, with ``name``'s error unless it is in [0, 1]."""
     if not 0. <= prob <= 1.:
         raise ValueError(f'{name}: prob must be in [0, 1], but got {prob!r}')
     return float(prob)

@@ -65,32 +65,45 @@ def frozen_batchnorms(module: nn.Module) -> Tuple[List[str], int]:
 class BaseMomentumContrast(BaseModel):
     """Query encoder, momentum key encoder, queues and shuffle-BN key forward.
 
-    Subclasses define :meth:`loss`, :meth:`predict` and
-    :meth:`_encode_key` (what the key encoder computes on the shuffled
-    batch); everything a momentum-contrast method shares lives here once:
+    Subclasses set :attr:`DEFAULT_NECK` and :attr:`QUEUES` and define
+    :meth:`loss`, :meth:`predict` and :meth:`_encode_key` (what the key
+    encoder computes on the shuffled batch); everything a momentum-contrast
+    method shares lives here once:
 
+    - the constructor arguments and their defaults (the paper's: ResNet-50
+      C5, ``K = 65536``, ``D = 128``, ``m = 0.999``, ``T = 0.2``);
     - ``backbone``, ``neck``, ``head`` (built from our registry) and the key
       encoder ``encoder_k`` (a :class:`MomentumEncoder` of
       ``nn.Sequential(backbone, neck)``, paper convention for ``momentum``);
-    - queues registered with :meth:`_register_queue` (``<name>`` of shape
-      ``(D, K)``, L2-normalised random init, and ``<name>_ptr``) and filled
-      by :meth:`_dequeue_and_enqueue` with the keys of *all* ranks (one
+    - the queues named in :attr:`QUEUES` (each ``<name>`` of shape ``(D,
+      K)``, L2-normalised random init, and ``<name>_ptr``), filled by
+      :meth:`_dequeue_and_enqueue` with the keys of *all* ranks (one
       all-gather for all queues);
     - :meth:`_key_forward`: momentum update, batch shuffle across ranks, key
       forward, unshuffle (one all-gather for all outputs).
 
     Args:
-        backbone (dict, optional): Backbone config. Defaults to None
-            (:data:`DEFAULT_BACKBONE`: ResNet-50 C5 with BN that trains).
-        neck (dict): Neck config; its ``out_channels`` must be ``feat_dim``.
+        backbone (dict, optional): Backbone config; its last output must be
+            a 4-D map. Defaults to None (:data:`DEFAULT_BACKBONE`:
+            ``dict(type='mmdet.ResNet', depth=50, out_indices=(3,),
+            norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+            frozen_stages=-1, style='pytorch', zero_init_residual=False)``,
+            BN trains).
+        neck (dict, optional): Neck config; its ``out_channels`` must be
+            ``feat_dim``. Defaults to None: the subclass's
+            :attr:`DEFAULT_NECK` with ``out_channels=feat_dim``.
         head (dict, optional): Head config (a :class:`ContrastiveHead`).
-            Defaults to None (:data:`DEFAULT_HEAD`).
-        queue_len (int): Queue length ``K``.
-        feat_dim (int): Embedding dimension ``D``.
-        momentum (float): ``m`` of ``k <- m * k + (1 - m) * q``.
+            Defaults to None (:data:`DEFAULT_HEAD`: ``dict(type=
+            'ContrastiveHead', temperature=0.2)``).
+        queue_len (int): Queue length ``K``. Defaults to 65536.
+        feat_dim (int): Embedding dimension ``D``. Defaults to 128.
+        momentum (float): ``m`` in ``k <- m * k + (1 - m) * q`` (paper
+            convention). Defaults to 0.999.
         data_preprocessor (dict | nn.Module, optional): Built from our scope
-            when a dict; None gives MMEngine's ``BaseDataPreprocessor``.
-        init_cfg (dict, optional): Initialization config.
+            when a dict. Defaults to :data:`DEFAULT_DATA_PREPROCESSOR`
+            (``dict(type='SelfSupDataPreprocessor')``); None gives MMEngine's
+            ``BaseDataPreprocessor``.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
         channels_last (bool): Train in ``torch.channels_last`` memory format
             end to end: the 4-D weights (convolutions) of both encoders are
             stored channels-last, and so are the data preprocessor's batches
@@ -110,18 +123,26 @@ class BaseMomentumContrast(BaseModel):
 
     Raises:
         ValueError: on a non-positive ``queue_len``/``feat_dim``, a neck
-            whose ``out_channels`` is not ``feat_dim``, or a backbone with
-            frozen BN layers (unless ``allow_frozen_bn``).
+            whose ``out_channels`` is not ``feat_dim``, no ``neck`` where the
+            class has no :attr:`DEFAULT_NECK`, or a backbone with frozen BN
+            layers (unless ``allow_frozen_bn``).
     """
 
+    #: the neck built when ``neck`` is None, less its ``out_channels`` (which
+    #: is ``feat_dim``); None: a neck must be given
+    DEFAULT_NECK: Optional[dict] = None
+    #: the queues ``(D, K)`` that ``__init__`` registers, in this order
+    QUEUES: Tuple[str, ...] = ()
+
     def __init__(self,
-                 backbone: Optional[dict],
-                 neck: dict,
-                 head: Optional[dict],
-                 queue_len: int,
-                 feat_dim: int,
-                 momentum: float,
-                 data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 backbone: Optional[dict] = None,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
+                 queue_len: int = 65536,
+                 feat_dim: int = 128,
+                 momentum: float = 0.999,
+                 data_preprocessor: Optional[Union[
+                     dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
                  init_cfg: Optional[dict] = None,
                  channels_last: bool = False,
                  compile_backbone: Union[bool, dict] = False,
@@ -136,6 +157,10 @@ class BaseMomentumContrast(BaseModel):
                     or value < 1:
                 raise ValueError(f'{name}: {key} must be a positive int, '
                                  f'got {value!r}')
+        if neck is None:
+            if self.DEFAULT_NECK is None:
+                raise ValueError(f'{name}: a neck config is required')
+            neck = dict(self.DEFAULT_NECK, out_channels=feat_dim)
         self.backbone = MODELS.build(copy.deepcopy(
             DEFAULT_BACKBONE if backbone is None else backbone))
         self._check_batchnorms(allow_frozen_bn)
@@ -153,6 +178,8 @@ class BaseMomentumContrast(BaseModel):
             nn.Sequential(self.backbone, self.neck), momentum)
         self.queue_names: List[str] = []
         self.set_speed_options(channels_last, compile_backbone)
+        for queue_name in self.QUEUES:
+            self._register_queue(queue_name)
 
     def _check_batchnorms(self, allow_frozen_bn: bool) -> None:
         """Refuse a backbone whose BN layers would not train (see the

@@ -1,17 +1,90 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """DenseCL: Dense Contrastive Learning (Wang et al., CVPR 2021)."""
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from densecl_plugin.registry import MODELS
 from ..utils.correspondence import (correspondence_accuracy,
                                     geometric_correspondence_from_samples,
                                     mutual_best_matches)
 from ..utils.feature_map import last_feature_map
-from .base import DEFAULT_DATA_PREPROCESSOR, BaseMomentumContrast
+from .base import BaseMomentumContrast
+
+#: a matching mode: ``(q_b, k_b, data_samples) -> (ind, valid)`` with the
+#: contract of :meth:`DenseCL._match`
+Matcher = Callable[[Tensor, Tensor, Optional[list]],
+                   Tuple[Tensor, Optional[Tensor]]]
+
+
+def _cell_similarity(q_b: Tensor, k_b: Tensor) -> Tensor:
+    """Cosine similarity of every query cell with every key cell.
+
+    Args:
+        q_b (Tensor): ``(N, C, S_h, S_w)``, unit norm along C.
+        k_b (Tensor): ``(N, C, S_h, S_w)``, unit norm along C.
+
+    Returns:
+        Tensor: ``(N, S^2, S^2)``, query cells along dim 1.
+    """
+    return torch.bmm(q_b.flatten(2).transpose(1, 2),
+                     k_b.flatten(2))  # NxS^2xS^2
+
+
+def _geometric_truth(q_b: Tensor, k_b: Tensor, data_samples: Optional[list],
+                     device: Optional[torch.device] = None
+                     ) -> Tuple[Tensor, Tensor]:
+    """The key cell covering each query cell centre, from the views' crop
+    boxes and flips (see
+    :func:`..utils.correspondence.geometric_correspondence`).
+
+    Args:
+        q_b (Tensor): Query map ``(N, C, S_h, S_w)`` (only its grid is read).
+        k_b (Tensor): Key map ``(N, C, S_h', S_w')`` (only its grid is read).
+        data_samples (list, optional): With the views' geometry.
+        device (torch.device, optional): Where the result goes. Defaults to
+            None (the CPU).
+
+    Returns:
+        tuple[Tensor, Tensor]: ``ind`` long ``(N, S^2)`` and ``valid`` bool
+        ``(N, S^2)``, computed on the CPU, returned on ``device``.
+    """
+    if data_samples is None:
+        raise ValueError(
+            "DenseCL: matching='geometric' and log_correspondence=True "
+            'need the data samples: pass data_samples whose metainfo has '
+            'the views\' geometry (`views`, recorded by '
+            'RandomResizedCrop/RandomFlip and packed by '
+            'PackSelfSupInputs)')
+    return geometric_correspondence_from_samples(
+        data_samples, tuple(q_b.shape[2:]),
+        key_grid_size=tuple(k_b.shape[2:]), device=device)
+
+
+def _feature_matches(q_b: Tensor, k_b: Tensor,
+                     data_samples: Optional[list]) -> Tuple[Tensor, None]:
+    """``'feature'``, the paper's matching: argmax cosine similarity, query
+    -> key; every query cell enters the loss."""
+    sim = _cell_similarity(q_b, k_b)  # NxS^2xS^2
+    return sim.argmax(dim=2), None  # NxS^2
+
+
+def _mutual_matches(q_b: Tensor, k_b: Tensor,
+                    data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
+    """``'mutual'``: argmax matching, keeping only mutual best matches."""
+    sim = _cell_similarity(q_b, k_b)  # NxS^2xS^2
+    ind, _, mutual = mutual_best_matches(sim)  # NxS^2 each
+    return ind, mutual
+
+
+def _geometric_matches(q_b: Tensor, k_b: Tensor,
+                       data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
+    """``'geometric'``: the key cell that covers the same image point as the
+    query cell's centre; query cells outside the key view are not valid."""
+    return _geometric_truth(q_b, k_b, data_samples, q_b.device)  # NxS^2 x2
 
 
 @MODELS.register_module()
@@ -22,6 +95,9 @@ class DenseCL(BaseMomentumContrast):
     (Wang et al., CVPR 2021, https://arxiv.org/abs/2011.09157); algorithm as
     in the authors' code (WXinlong/DenseCL), with ``num_grid`` working (the
     matching features are pooled to the neck's grid) and no unused work.
+    ``docs/densecl_in_plain_torch.md`` writes the same loss as one short
+    plain-torch function (a test checks that it equals :meth:`loss`); read
+    it first.
 
     Per step, with N images, an S x S grid (S^2 cells), D-dim embeddings and
     queues of length K:
@@ -29,41 +105,32 @@ class DenseCL(BaseMomentumContrast):
     - single loss: InfoNCE of the global query ``q`` against its key ``k``
       and ``queue`` (K image-level keys);
     - dense loss: each query cell is matched to the key cell whose
-      L2-normalised backbone feature is most similar (:meth:`_match`), and
-      InfoNCE of the dense query ``q_grid`` against the matched ``k_grid``
-      and ``queue2`` (K *image-level* pooled dense keys, pooled before L2
-      normalisation);
+      L2-normalised backbone feature (:meth:`cell_features`) is most similar
+      (:meth:`_match`), and InfoNCE of the dense query ``q_grid`` against
+      the matched ``k_grid`` and ``queue2`` (K *image-level* pooled dense
+      keys, pooled before L2 normalisation);
     - losses ``loss_single = (1 - lambda) * CE_single``, ``loss_dense =
       lambda * CE_dense``; both queues are filled with the keys of all ranks.
 
-    Matching modes (``matching``): ``'feature'`` (the paper: argmax cosine
-    similarity of C5 features), ``'mutual'`` (only pairs that are each
-    other's best match enter the dense loss) and ``'geometric'`` (the key
-    cell that covers the same image point, from the crop boxes and flips the
-    view transforms record in ``data_samples``; query cells that the key view
-    does not see are left out of the dense loss). To add a mode, add its name
-    to :attr:`MATCHING_MODES` and define ``_match_<name>(q_b, k_b,
-    data_samples)`` with the contract of :meth:`_match`.
+    Matching modes (``matching``, the keys of :attr:`MATCHING_MODES`):
+    ``'feature'`` (the paper: argmax cosine similarity of C5 features),
+    ``'mutual'`` (only pairs that are each other's best match enter the dense
+    loss) and ``'geometric'`` (the key cell that covers the same image point,
+    from the crop boxes and flips the view transforms record in
+    ``data_samples``; query cells that the key view does not see are left
+    out of the dense loss). To add a mode, extend :attr:`MATCHING_MODES` (in
+    a subclass) with its name and a function ``(q_b, k_b, data_samples) ->
+    (ind, valid)`` with the contract of :meth:`_match`.
+
+    Every other constructor argument, with its default, is that of
+    :class:`BaseMomentumContrast` (ResNet-50 C5 with BN that trains, ``K =
+    65536``, ``D = 128``, ``m = 0.999``, ``T = 0.2``).
 
     Args:
-        backbone (dict, optional): Backbone config; its last output must be
-            a 4-D map. Defaults to None: ``dict(type='mmdet.ResNet',
-            depth=50, out_indices=(3,), norm_cfg=dict(type='BN',
-            requires_grad=True), norm_eval=False, frozen_stages=-1,
-            style='pytorch', zero_init_residual=False)`` (BN trains).
-        neck (dict, optional): Neck config. Defaults to None:
-            ``dict(type='DenseCLNeck', in_channels=2048, hid_channels=2048,
-            out_channels=128, num_grid=None)``.
-        head (dict, optional): Head config. Defaults to None:
-            ``dict(type='ContrastiveHead', temperature=0.2)``.
-        queue_len (int): ``K``. Defaults to 65536.
-        feat_dim (int): ``D``. Defaults to 128.
-        momentum (float): ``m`` in ``k <- m * k + (1 - m) * q`` (paper
-            convention). Defaults to 0.999.
         loss_lambda (float): ``lambda``, weight of the dense loss, in [0, 1].
             Defaults to 0.5.
-        matching (str): ``'feature'``, ``'mutual'`` or ``'geometric'``.
-            Defaults to ``'feature'``.
+        matching (str): A key of :attr:`MATCHING_MODES`: ``'feature'``,
+            ``'mutual'`` or ``'geometric'``. Defaults to ``'feature'``.
         log_correspondence (bool): Also return ``corr_acc`` from :meth:`loss`:
             over the query cells that the key view sees, the fraction whose
             feature match (the argmax of the C5 cosine similarity, which the
@@ -73,61 +140,45 @@ class DenseCL(BaseMomentumContrast):
             it, so MMEngine logs it without adding it to the loss. Defaults
             to False; :class:`CorrespondenceHook` switches it on every N
             iterations.
-        data_preprocessor (dict | nn.Module, optional): Defaults to
-            ``dict(type='SelfSupDataPreprocessor')``; None gives MMEngine's
-            ``BaseDataPreprocessor``.
-        init_cfg (dict, optional): Initialization config. Defaults to None.
-        channels_last (bool): Channels-last memory format end to end (see
-            :class:`BaseMomentumContrast`). Defaults to False.
-        compile_backbone (bool | dict): ``torch.compile`` both backbones
-            (see :class:`BaseMomentumContrast`). Defaults to False.
-        allow_frozen_bn (bool): Accept a backbone whose BN layers would not
-            train (refused otherwise, see :class:`BaseMomentumContrast`).
-            Defaults to False.
+        **kwargs: The arguments of :class:`BaseMomentumContrast`
+            (``backbone``, ``neck``, ``head``, ``queue_len``, ``feat_dim``,
+            ``momentum``, ``data_preprocessor``, ``init_cfg``,
+            ``channels_last``, ``compile_backbone``, ``allow_frozen_bn``);
+            ``neck`` defaults to ``dict(type='DenseCLNeck', in_channels=2048,
+            hid_channels=2048, out_channels=feat_dim, num_grid=None)``
+            (:attr:`DEFAULT_NECK`).
+
+    Raises:
+        ValueError: on a ``loss_lambda`` outside [0, 1], an unknown
+            ``matching`` (the message lists the valid modes), a non-bool
+            ``log_correspondence``, or any error of
+            :class:`BaseMomentumContrast`.
     """
 
-    #: the names accepted by ``matching``; ``_match_<name>`` implements each
-    MATCHING_MODES: Tuple[str, ...] = ('feature', 'mutual', 'geometric')
+    DEFAULT_NECK = dict(type='DenseCLNeck', in_channels=2048,
+                        hid_channels=2048, num_grid=None)
+    QUEUES = ('queue', 'queue2')  # DxK image-level keys k, pooled dense k2
+    #: matching mode name -> the function that matches query to key cells
+    MATCHING_MODES: Dict[str, Matcher] = {
+        'feature': _feature_matches,
+        'mutual': _mutual_matches,
+        'geometric': _geometric_matches,
+    }
 
     def __init__(self,
-                 backbone: Optional[dict] = None,
-                 neck: Optional[dict] = None,
-                 head: Optional[dict] = None,
-                 queue_len: int = 65536,
-                 feat_dim: int = 128,
-                 momentum: float = 0.999,
+                 *,
                  loss_lambda: float = 0.5,
                  matching: str = 'feature',
                  log_correspondence: bool = False,
-                 data_preprocessor: Optional[Union[
-                     dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
-                 init_cfg: Optional[dict] = None,
-                 channels_last: bool = False,
-                 compile_backbone: Union[bool, dict] = False,
-                 allow_frozen_bn: bool = False) -> None:
-        if neck is None:
-            neck = dict(type='DenseCLNeck', in_channels=2048,
-                        hid_channels=2048, out_channels=feat_dim,
-                        num_grid=None)
-        super().__init__(
-            backbone=backbone,
-            neck=neck,
-            head=head,
-            queue_len=queue_len,
-            feat_dim=feat_dim,
-            momentum=momentum,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg,
-            channels_last=channels_last,
-            compile_backbone=compile_backbone,
-            allow_frozen_bn=allow_frozen_bn)
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if isinstance(loss_lambda, bool) or not isinstance(
                 loss_lambda, (int, float)) or not 0 <= loss_lambda <= 1:
             raise ValueError(f'DenseCL: loss_lambda must be in [0, 1], got '
                              f'{loss_lambda!r}')
         if matching not in self.MATCHING_MODES:
             raise ValueError(f'DenseCL: matching must be one of '
-                             f'{self.MATCHING_MODES}, got {matching!r}')
+                             f'{tuple(self.MATCHING_MODES)}, got {matching!r}')
         if not isinstance(log_correspondence, bool):
             raise ValueError(f'DenseCL: log_correspondence must be a bool, '
                              f'got {log_correspondence!r}')
@@ -135,18 +186,23 @@ class DenseCL(BaseMomentumContrast):
         self.matching = matching
         self.log_correspondence = log_correspondence
         self.num_grid: Optional[int] = getattr(self.neck, 'num_grid', None)
-        self._register_queue('queue')  # DxK image-level keys k
-        self._register_queue('queue2')  # DxK pooled dense keys k2
 
-    def _match_features(self, x_b: Tensor) -> Tensor:
-        """Backbone map -> matching features: pooled to the neck's grid
-        (when ``num_grid`` is set), L2-normalised per cell.
+    def cell_features(self, x_b: Tensor) -> Tensor:
+        """The per-cell features that DenseCL matches on (and predicts).
+
+        The backbone map is average-pooled to the neck's grid (when
+        ``num_grid`` is set, so that its cells are those of the dense
+        branch) and L2-normalised per cell; the dot product of two cells is
+        their cosine similarity. Used for the query and key views in
+        :meth:`loss`, returned by :meth:`predict` and drawn by
+        :mod:`densecl_plugin.visualization.visualize_correspondence`.
 
         Args:
             x_b (Tensor): Backbone map, shape ``(N, C, H, W)``.
 
         Returns:
-            Tensor: Shape ``(N, C, S_h, S_w)``, unit norm along ``C``.
+            Tensor: Shape ``(N, C, S_h, S_w)`` (``S_h = S_w = num_grid``
+            when set, else ``H, W``), unit norm along ``C``.
         """
         if self.num_grid is not None:
             x_b = F.adaptive_avg_pool2d(x_b, self.num_grid)  # NxCxSxS
@@ -166,15 +222,15 @@ class DenseCL(BaseMomentumContrast):
         k = F.normalize(k, dim=1)  # NxD
         k_grid = F.normalize(k_grid, dim=1)  # NxDxS^2
         k2 = F.normalize(k2, dim=1)  # NxD: pooled first, then normalised
-        return k, k_grid, k2, self._match_features(k_b)
+        return k, k_grid, k2, self.cell_features(k_b)
 
-    def _match(self, q_b: Tensor, k_b: Tensor,
-               data_samples: Optional[list]) -> Tuple[Tensor, Optional[Tensor]]:
-        """Match every query cell to a key cell.
+    def _match(self, q_b: Tensor, k_b: Tensor, data_samples: Optional[list]
+               ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Match every query cell to a key cell, by the ``matching`` mode.
 
         Args:
             q_b (Tensor): Query matching features ``(N, C, S_h, S_w)``, unit
-                norm along C (see :meth:`_match_features`).
+                norm along C (see :meth:`cell_features`).
             k_b (Tensor): Key matching features, same shape.
             data_samples (list, optional): The batch's data samples (their
                 metainfo ``views`` hold the crop geometry).
@@ -185,71 +241,11 @@ class DenseCL(BaseMomentumContrast):
             and ``valid`` (bool ``(N, S^2)``: which query cells enter the
             dense loss; None for all).
         """
+        matcher = self.MATCHING_MODES[self.matching]
         with torch.no_grad(), torch.autocast(q_b.device.type, enabled=False):
             q_b = q_b.detach().float()  # NxCxS_hxS_w
             k_b = k_b.float()  # NxCxS_hxS_w
-            return getattr(self, f'_match_{self.matching}')(q_b, k_b,
-                                                            data_samples)
-
-    @staticmethod
-    def _cell_similarity(q_b: Tensor, k_b: Tensor) -> Tensor:
-        """Cosine similarity of every query cell with every key cell.
-
-        Args:
-            q_b (Tensor): ``(N, C, S_h, S_w)``, unit norm along C.
-            k_b (Tensor): ``(N, C, S_h, S_w)``, unit norm along C.
-
-        Returns:
-            Tensor: ``(N, S^2, S^2)``, query cells along dim 1.
-        """
-        return torch.bmm(q_b.flatten(2).transpose(1, 2),
-                         k_b.flatten(2))  # NxS^2xS^2
-
-    @classmethod
-    def _match_feature(cls, q_b: Tensor, k_b: Tensor,
-                       data_samples: Optional[list]) -> Tuple[Tensor, None]:
-        """The paper's matching: argmax cosine similarity, query -> key."""
-        sim = cls._cell_similarity(q_b, k_b)  # NxS^2xS^2
-        return sim.argmax(dim=2), None  # NxS^2
-
-    @classmethod
-    def _match_mutual(cls, q_b: Tensor, k_b: Tensor,
-                      data_samples: Optional[list]) -> Tuple[Tensor, Tensor]:
-        """Argmax matching, keeping only mutual best matches."""
-        sim = cls._cell_similarity(q_b, k_b)  # NxS^2xS^2
-        ind, _, mutual = mutual_best_matches(sim)  # NxS^2 each
-        return ind, mutual
-
-    @staticmethod
-    def _geometry(q_b: Tensor, k_b: Tensor, data_samples: Optional[list],
-                  device=None) -> Tuple[Tensor, Tensor]:
-        """The key cell covering each query cell centre, from the views'
-        crop boxes and flips (see
-        :func:`..utils.correspondence.geometric_correspondence`).
-
-        Returns:
-            tuple[Tensor, Tensor]: ``ind`` long ``(N, S^2)`` and ``valid``
-            bool ``(N, S^2)``, computed on the CPU, returned on ``device``.
-        """
-        if data_samples is None:
-            raise ValueError(
-                "DenseCL: matching='geometric' and log_correspondence=True "
-                'need the data samples: pass data_samples whose metainfo has '
-                'the views\' geometry (`views`, recorded by '
-                'RandomResizedCrop/RandomFlip and packed by '
-                'PackSelfSupInputs)')
-        return geometric_correspondence_from_samples(
-            data_samples, tuple(q_b.shape[2:]),
-            key_grid_size=tuple(k_b.shape[2:]), device=device)
-
-    @classmethod
-    def _match_geometric(cls, q_b: Tensor, k_b: Tensor,
-                         data_samples: Optional[list]
-                         ) -> Tuple[Tensor, Tensor]:
-        """Matching by the crop geometry: the key cell that covers the same
-        image point as the query cell's centre; query cells outside the key
-        view are not valid."""
-        return cls._geometry(q_b, k_b, data_samples, q_b.device)  # NxS^2 x2
+            return matcher(q_b, k_b, data_samples)  # NxS^2, NxS^2 | None
 
     @torch.no_grad()
     def _correspondence_accuracy(self, q_b: Tensor, k_b: Tensor, ind: Tensor,
@@ -274,11 +270,11 @@ class DenseCL(BaseMomentumContrast):
             cells whose feature match is within one cell (Chebyshev) of the
             truth; None when no query cell of the batch lies in its key view.
         """
-        gt_ind, gt_valid = self._geometry(q_b, k_b, data_samples)  # CPU
+        gt_ind, gt_valid = _geometric_truth(q_b, k_b, data_samples)  # CPU
         if not bool(gt_valid.any()):
             return None
         if self.matching == 'geometric':
-            ind = self._cell_similarity(q_b.float(), k_b.float()).argmax(
+            ind = _cell_similarity(q_b.float(), k_b.float()).argmax(
                 dim=2)  # NxS^2 feature argmax
         gt_ind = gt_ind.to(ind.device, non_blocking=True)  # NxS^2
         gt_valid = gt_valid.to(ind.device, non_blocking=True)  # NxS^2
@@ -305,7 +301,7 @@ class DenseCL(BaseMomentumContrast):
         q = F.normalize(q, dim=1)  # NxD
         q_grid = F.normalize(q_grid, dim=1)  # NxDxS^2
         with torch.no_grad():
-            q_b = self._match_features(q_b.detach())  # NxCxS_hxS_w
+            q_b = self.cell_features(q_b.detach())  # NxCxS_hxS_w
 
         k, k_grid, k2, k_b = self._key_forward(im_k)  # NxD, NxDxS^2, NxD, ..
 
@@ -348,7 +344,7 @@ class DenseCL(BaseMomentumContrast):
         """
         feats = self.extract_feat(inputs)
         x_b = last_feature_map(feats, 'DenseCL')  # NxCxHxW
-        dense = self._match_features(x_b).flatten(2)  # NxCxS^2
+        dense = self.cell_features(x_b).flatten(2)  # NxCxS^2
         if data_samples is None:
             return dense
         for sample, feat in zip(data_samples, dense):

@@ -3,10 +3,10 @@
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from densecl_plugin.registry import MODELS
-from .base import DEFAULT_DATA_PREPROCESSOR, BaseMomentumContrast
+from .base import BaseMomentumContrast
 
 
 @MODELS.register_module(name=['MoCoV2', 'MoCo'])
@@ -20,60 +20,23 @@ class MoCoV2(BaseMomentumContrast):
     also as ``MoCo``, the name of mmpretrain's class, so its MoCo v2 configs
     port by changing ``type`` prefixes only.
 
+    Every constructor argument, with its default, is that of
+    :class:`BaseMomentumContrast` (ResNet-50 C5 with BN that trains, ``K =
+    65536``, ``D = 128``, ``m = 0.999``, ``T = 0.2``); only the default neck
+    (:attr:`DEFAULT_NECK`) and the one queue are MoCo v2's own.
+
     Args:
-        backbone (dict, optional): Backbone config. Defaults to None
-            (ResNet-50 C5 with BN that trains, as :class:`DenseCL`).
         neck (dict, optional): Neck config. Defaults to None:
             ``dict(type='MoCoV2Neck', in_channels=2048, hid_channels=2048,
-            out_channels=128)``.
-        head (dict, optional): Head config. Defaults to None:
-            ``dict(type='ContrastiveHead', temperature=0.2)``.
-        queue_len (int): ``K``. Defaults to 65536.
-        feat_dim (int): ``D``. Defaults to 128.
-        momentum (float): ``m`` in ``k <- m * k + (1 - m) * q`` (paper
-            convention). Defaults to 0.999.
-        data_preprocessor (dict | nn.Module, optional): Defaults to
-            ``dict(type='SelfSupDataPreprocessor')``; None gives MMEngine's
-            ``BaseDataPreprocessor``.
-        init_cfg (dict, optional): Initialization config. Defaults to None.
-        channels_last (bool): Channels-last memory format end to end (see
-            :class:`BaseMomentumContrast`). Defaults to False.
-        compile_backbone (bool | dict): ``torch.compile`` both backbones
-            (see :class:`BaseMomentumContrast`). Defaults to False.
-        allow_frozen_bn (bool): Accept a backbone whose BN layers would not
-            train (refused otherwise, see :class:`BaseMomentumContrast`).
-            Defaults to False.
+            out_channels=feat_dim)``.
+        backbone, head, queue_len, feat_dim, momentum, data_preprocessor,
+            init_cfg, channels_last, compile_backbone, allow_frozen_bn: As
+            :class:`BaseMomentumContrast`, with its defaults.
     """
 
-    def __init__(self,
-                 backbone: Optional[dict] = None,
-                 neck: Optional[dict] = None,
-                 head: Optional[dict] = None,
-                 queue_len: int = 65536,
-                 feat_dim: int = 128,
-                 momentum: float = 0.999,
-                 data_preprocessor: Optional[Union[
-                     dict, nn.Module]] = DEFAULT_DATA_PREPROCESSOR,
-                 init_cfg: Optional[dict] = None,
-                 channels_last: bool = False,
-                 compile_backbone: Union[bool, dict] = False,
-                 allow_frozen_bn: bool = False) -> None:
-        if neck is None:
-            neck = dict(type='MoCoV2Neck', in_channels=2048,
-                        hid_channels=2048, out_channels=feat_dim)
-        super().__init__(
-            backbone=backbone,
-            neck=neck,
-            head=head,
-            queue_len=queue_len,
-            feat_dim=feat_dim,
-            momentum=momentum,
-            data_preprocessor=data_preprocessor,
-            init_cfg=init_cfg,
-            channels_last=channels_last,
-            compile_backbone=compile_backbone,
-            allow_frozen_bn=allow_frozen_bn)
-        self._register_queue('queue')  # DxK keys k
+    DEFAULT_NECK = dict(type='MoCoV2Neck', in_channels=2048,
+                        hid_channels=2048)
+    QUEUES = ('queue', )  # DxK keys k
 
     def _encode_key(self, im_k: Tensor) -> Tuple[Tensor]:
         """The normalised key ``k`` ``(N, D)`` of the (shuffled) key view."""

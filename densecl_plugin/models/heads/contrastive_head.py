@@ -2,8 +2,6 @@
 """The InfoNCE head of momentum contrast (MoCo v2, DenseCL)."""
 from typing import Optional
 
-import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
@@ -15,14 +13,13 @@ from ..losses.queue_infonce_loss import queue_infonce_loss
 class ContrastiveHead(BaseModule):
     """InfoNCE: cross-entropy of ``cat([l_pos, l_neg]) / T`` with label 0.
 
-    Two entry points that compute the same loss:
-
-    - :meth:`loss` from precomputed logits ``(pos, neg)``, as mmpretrain's
-      ``ContrastiveHead.loss(pos, neg)``;
-    - :meth:`loss_queue` from ``(q, k, queue)``, which never materialises the
-      ``(M, 1 + K)`` logits (see
-      :func:`~densecl_plugin.models.losses.queue_infonce_loss`); DenseCL and
-      MoCo v2 use this one.
+    One entry point, :meth:`loss_queue`, from queries, their positive keys
+    and a queue ``(q, k, queue)``; it never materialises the ``(M, 1 + K)``
+    logits (see :func:`~densecl_plugin.models.losses.queue_infonce_loss`,
+    the functional form, which the benchmarks in
+    :mod:`densecl_plugin.benchmarks` also time). DenseCL and MoCo v2 call
+    it. mmpretrain's logits entry ``loss(pos, neg)`` is not provided:
+    nothing here computes the logits.
 
     Args:
         loss (dict, optional): mmpretrain's loss argument, accepted so that
@@ -92,27 +89,14 @@ class ContrastiveHead(BaseModule):
                              f'> 0, got {weight!r}')
         return float(weight)
 
-    def loss(self, pos: Tensor, neg: Tensor) -> Tensor:
-        """The loss from logits, in float32 even under autocast.
-
-        Args:
-            pos (Tensor): Positive similarities, shape ``(M, 1)``.
-            neg (Tensor): Negative similarities, shape ``(M, K)``.
-
-        Returns:
-            Tensor: The scalar mean loss.
-        """
-        with torch.autocast(device_type=pos.device.type, enabled=False):
-            dtype = torch.promote_types(pos.dtype, torch.float32)
-            logits = torch.cat([pos, neg], dim=1).to(dtype)  # Mx(1+K)
-            logits = logits / self.temperature  # Mx(1+K)
-            labels = torch.zeros(logits.shape[0], dtype=torch.long,
-                                 device=logits.device)  # M
-            return F.cross_entropy(logits, labels) * self.loss_weight
-
     def loss_queue(self, q: Tensor, k: Tensor, queue: Tensor,
                    valid: Optional[Tensor] = None) -> Tensor:
-        """The same loss from queries, positive keys and a queue, frugally.
+        """The InfoNCE of queries against their keys and a queue, frugally.
+
+        Equals ``F.cross_entropy(cat([l_pos, l_neg], 1) / T, zeros) *
+        loss_weight`` with ``l_pos = (q * k).sum(1, keepdim=True)`` and
+        ``l_neg = q @ queue``, computed in float32 (or float64) also under
+        autocast.
 
         Args:
             q (Tensor): Queries, shape ``(M, D)``.

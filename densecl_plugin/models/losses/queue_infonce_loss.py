@@ -16,10 +16,8 @@ import math
 from typing import Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
-
-from densecl_plugin.registry import MODELS
 
 #: logits elements per chunk when ``chunk_size`` is None (64 MiB in float32):
 #: large enough for efficient multi-threaded matrix products (on a 2-core
@@ -117,6 +115,11 @@ def queue_infonce_loss(q: Tensor,
     if the inputs are), also under autocast, so that bf16/fp16 training stays
     sound; the gradient is returned in the input dtype.
 
+    The models call it through :meth:`ContrastiveHead.loss_queue
+    <densecl_plugin.models.heads.ContrastiveHead.loss_queue>`, whose
+    constructor checks ``temperature`` and ``chunk_size``; this function
+    checks only the tensors' shapes.
+
     Args:
         q (Tensor): Queries, shape ``(M, D)``, usually L2-normalised.
         k (Tensor): The positive key of each query, shape ``(M, D)``.
@@ -145,31 +148,3 @@ def queue_infonce_loss(q: Tensor,
     with torch.autocast(device_type=q.device.type, enabled=False):
         return _QueueInfoNCE.apply(q.to(dtype), k.to(dtype), queue.to(dtype),
                                    1.0 / temperature, int(chunk_size))
-
-
-@MODELS.register_module()
-class QueueInfoNCELoss(nn.Module):
-    """Module form of :func:`queue_infonce_loss`.
-
-    Args:
-        temperature (float): ``T``. Defaults to 0.2.
-        chunk_size (int, optional): Rows per chunk. Defaults to None (auto).
-    """
-
-    def __init__(self, temperature: float = 0.2,
-                 chunk_size: Optional[int] = None) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature!r}')
-        if chunk_size is not None and (not isinstance(chunk_size, int)
-                                       or chunk_size < 1):
-            raise ValueError(f'chunk_size must be a positive int or None, '
-                             f'got {chunk_size!r}')
-        self.temperature = temperature
-        self.chunk_size = chunk_size
-
-    def forward(self, q: Tensor, k: Tensor, queue: Tensor,
-                valid: Optional[Tensor] = None) -> Tensor:
-        """See :func:`queue_infonce_loss`."""
-        return queue_infonce_loss(q, k, queue, self.temperature, valid,
-                                  self.chunk_size)

@@ -3,15 +3,15 @@
 from typing import Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from densecl_plugin.registry import MODELS
 from ..utils.feature_map import last_feature_map
+from .global_mlp_neck import GlobalMLPNeck
 
 
 @MODELS.register_module()
-class DenseCLNeck(BaseModule):
+class DenseCLNeck(GlobalMLPNeck):
     """DenseCL neck: a global MLP and a dense 1x1-conv MLP, no BN.
 
     From "Dense Contrastive Learning for Self-Supervised Visual
@@ -19,7 +19,8 @@ class DenseCLNeck(BaseModule):
     Submodule names follow the authors' code and mmpretrain 1.2 checkpoints
     (``mlp.0``, ``mlp.2``, ``mlp2.0``, ``mlp2.2``).
 
-    - Global branch: ``avgpool -> Linear -> ReLU -> Linear``.
+    - Global branch: ``avgpool -> Linear -> ReLU -> Linear``
+      (:class:`GlobalMLPNeck`, shared with :class:`MoCoV2Neck`).
     - Dense branch: optional ``AdaptiveAvgPool2d(num_grid)``, then
       ``Conv1x1 -> ReLU -> Conv1x1`` on every grid cell; ``avgpool2`` of its
       output is the image-level dense vector that DenseCL's second queue
@@ -44,19 +45,13 @@ class DenseCLNeck(BaseModule):
                  out_channels: int,
                  num_grid: Optional[int] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
         if num_grid is not None and (isinstance(num_grid, bool)
                                      or not isinstance(num_grid, int)
                                      or num_grid < 1):
             raise ValueError(f'DenseCLNeck: num_grid must be None or a '
                              f'positive int, got {num_grid!r}')
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        super().__init__(in_channels, hid_channels, out_channels, init_cfg)
         self.num_grid = num_grid
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.mlp = nn.Sequential(
-            nn.Linear(in_channels, hid_channels), nn.ReLU(inplace=True),
-            nn.Linear(hid_channels, out_channels))
         self.pool = (None if num_grid is None else
                      nn.AdaptiveAvgPool2d((num_grid, num_grid)))
         self.mlp2 = nn.Sequential(
@@ -84,7 +79,7 @@ class DenseCLNeck(BaseModule):
                 f'DenseCLNeck: num_grid={self.num_grid} is larger than the '
                 f'backbone feature map {tuple(x.shape[2:])}; use a smaller '
                 f'num_grid or larger inputs')
-        avgpooled_x = self.mlp(self.avgpool(x).flatten(1))  # NxD
+        avgpooled_x = self.global_embedding(x)  # NxD
         if self.pool is not None:
             x = self.pool(x)  # NxCxSxS
         x = self._cellwise_mlp2(x.flatten(2).transpose(1, 2))  # NxS^2xD

@@ -2,20 +2,22 @@
 """The projection neck of MoCo v2."""
 from typing import Optional, Sequence, Tuple, Union
 
-from mmengine.model import BaseModule
-from torch import Tensor, nn
+from torch import Tensor
 
 from densecl_plugin.registry import MODELS
 from ..utils.feature_map import last_feature_map
+from .global_mlp_neck import GlobalMLPNeck
 
 
 @MODELS.register_module()
-class MoCoV2Neck(BaseModule):
+class MoCoV2Neck(GlobalMLPNeck):
     """MoCo v2 neck: ``avgpool -> Linear -> ReLU -> Linear``, no BN.
 
     From "Improved Baselines with Momentum Contrastive Learning" (Chen et
     al., 2020, https://arxiv.org/abs/2003.04297). Submodule names follow
-    mmpretrain 1.2 checkpoints (``mlp.0``, ``mlp.2``).
+    mmpretrain 1.2 checkpoints (``mlp.0``, ``mlp.2``). The branch is
+    :class:`GlobalMLPNeck` (shared with :class:`DenseCLNeck`), plus
+    mmpretrain's ``with_avg_pool``.
 
     Args:
         in_channels (int): Channels of the backbone map (2048 for ResNet-50).
@@ -33,17 +35,11 @@ class MoCoV2Neck(BaseModule):
                  out_channels: int,
                  with_avg_pool: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg)
         if not isinstance(with_avg_pool, bool):
             raise TypeError(f'MoCoV2Neck: with_avg_pool must be a bool, got '
                             f'{with_avg_pool!r}')
+        super().__init__(in_channels, hid_channels, out_channels, init_cfg)
         self.with_avg_pool = with_avg_pool
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.mlp = nn.Sequential(
-            nn.Linear(in_channels, hid_channels), nn.ReLU(inplace=True),
-            nn.Linear(hid_channels, out_channels))
 
     def forward(self, x: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor]:
         """Project the last backbone map.
@@ -65,4 +61,4 @@ class MoCoV2Neck(BaseModule):
                     f'1), got {tuple(x.shape)}')
             return (self.mlp(x.flatten(1)), )  # NxD
         x = last_feature_map(x, 'MoCoV2Neck', self.in_channels)  # NxCxHxW
-        return (self.mlp(self.avgpool(x).flatten(1)), )  # NxD
+        return (self.global_embedding(x), )  # NxD

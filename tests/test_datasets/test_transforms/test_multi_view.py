@@ -1,10 +1,13 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """MultiView and PackSelfSupInputs: independent views, records, seeding."""
+import os.path as osp
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
+from mmengine.config import Config
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import DefaultScope
 from mmengine.runner import set_random_seed
@@ -14,19 +17,14 @@ from densecl_plugin.datasets.transforms import (MultiView, PackSelfSupInputs,
                                                 build_pipeline)
 from densecl_plugin.registry import TRANSFORMS
 
-#: the MoCo v2 / DenseCL view pipeline at a test size
-VIEW = [
-    dict(type='RandomResizedCrop', size=32),
-    dict(type='ColorJitter', prob=0.8),
-    dict(type='RandomGrayscale', prob=0.2),
-    dict(type='GaussianBlur', sigma=(0.1, 2.0), prob=0.5),
-    dict(type='RandomFlip', prob=0.5),
-]
-PIPELINE = [
-    dict(type='LoadImageFromFile'),
-    dict(type='MultiView', num_views=2, transforms=[VIEW]),
-    dict(type='PackSelfSupInputs', meta_keys=['img_path']),
-]
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+#: the MoCo v2 / DenseCL views (their one definition) at a test size
+_ONE = Config.fromfile(
+    osp.join(ROOT, 'configs/_base_/datasets/mocov2_pipeline.py')).to_dict()
+VIEW = [dict(t, size=32) if t['type'] == 'RandomResizedCrop' else t
+        for t in _ONE['view_pipeline']]
+PIPELINE = [dict(t, transforms=[VIEW]) if t['type'] == 'MultiView' else t
+            for t in _ONE['train_pipeline']]
 
 
 def _reproduce(img: np.ndarray, record: dict) -> np.ndarray:

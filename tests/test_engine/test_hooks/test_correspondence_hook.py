@@ -7,16 +7,17 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.runner import Runner
+from tiny_models import tiny_model_cfg
 
 from densecl_plugin.engine.hooks import CorrespondenceHook
+from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
 
-TINY_DENSECL = dict(
-    type='DenseCL',
-    backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=8,
-                  out_indices=(3, ), norm_cfg=dict(type='BN')),
-    neck=dict(type='DenseCLNeck', in_channels=64, hid_channels=16,
-              out_channels=8),
-    queue_len=8, feat_dim=8, loss_lambda=0.5)
+#: a ResNet-18 of width 8 (with mmdet's zero-init residuals, as before the
+#: tiny models were shared) that normalises the real uint8 views itself
+TINY = dict(base_channels=8, hid_channels=16, feat_dim=8, queue_len=8,
+            backbone=dict(zero_init_residual=True),
+            data_preprocessor=DEFAULT_DATA_PREPROCESSOR)
+TINY_DENSECL = tiny_model_cfg('DenseCL', loss_lambda=0.5, **TINY)
 VIEW = [dict(type='RandomResizedCrop', size=96, scale=(0.2, 1.)),
         dict(type='RandomFlip', prob=0.5)]
 PIPELINE = [dict(type='LoadImageFromFile'),
@@ -95,9 +96,7 @@ def test_hook_checks_its_inputs(real_image_dir, tmp_path):
                      dict(type='CorrespondenceHook', image='no_such.jpg'), max_iters=1)
     with pytest.raises(FileNotFoundError, match='no_such.jpg'):
         runner.train()
-    mocov2 = dict(type='MoCoV2', backbone=TINY_DENSECL['backbone'],
-                  neck=dict(type='MoCoV2Neck', in_channels=64, hid_channels=16,
-                            out_channels=8), queue_len=8, feat_dim=8)
+    mocov2 = tiny_model_cfg('MoCoV2', **TINY)
     runner = _runner(str(tmp_path / 'b'), real_image_dir,
                      dict(type='CorrespondenceHook'), max_iters=1, model=mocov2)
     with pytest.raises(TypeError, match='log_correspondence.*MoCoV2'):

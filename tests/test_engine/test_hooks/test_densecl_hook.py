@@ -9,17 +9,16 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from tiny_models import tiny_model_cfg
 from torch.utils.data import Dataset
 
 from densecl_plugin.engine.hooks import DenseCLHook
 
-TINY_DENSECL = dict(
-    type='DenseCL',
-    backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=8,
-                  out_indices=(3, ), norm_cfg=dict(type='BN')),
-    neck=dict(type='DenseCLNeck', in_channels=64, hid_channels=16,
-              out_channels=8),
-    queue_len=8, feat_dim=8, loss_lambda=0.5, data_preprocessor=None)
+#: a ResNet-18 of width 8 (with mmdet's zero-init residuals, as before the
+#: tiny models were shared), inputs already float tensors
+TINY_DENSECL = tiny_model_cfg(
+    'DenseCL', base_channels=8, hid_channels=16, feat_dim=8, queue_len=8,
+    loss_lambda=0.5, backbone=dict(zero_init_residual=True))
 
 
 class TwoViews(Dataset):

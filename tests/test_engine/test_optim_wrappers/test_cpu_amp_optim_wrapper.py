@@ -12,7 +12,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner import Runner
 
 from densecl_plugin.engine.optim_wrappers import CPUAmpOptimWrapper
-from densecl_plugin.models import DenseCL
+from tiny_models import build_tiny_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
@@ -83,12 +83,8 @@ def test_accumulation_context_of_the_parent_is_kept():
 def _densecl():
     """A narrow ResNet-18 (16 base channels): the real model, 16x cheaper."""
     torch.manual_seed(0)
-    return DenseCL(
-        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=16,
-                      out_indices=(3, ), norm_cfg=dict(type='BN')),
-        neck=dict(type='DenseCLNeck', in_channels=128, hid_channels=64,
-                  out_channels=32),
-        queue_len=256, feat_dim=32, data_preprocessor=None)
+    return build_tiny_model('DenseCL', init=False, depth=18, base_channels=16,
+                            hid_channels=64, feat_dim=32, queue_len=256)
 
 
 def test_densecl_losses_under_cpu_amp_match_float32():

@@ -17,23 +17,17 @@ from torch import nn
 
 from densecl_plugin.models import DenseCL
 from densecl_plugin.registry import MODELS
-
-
-def resnet(depth):
-    return dict(type='mmdet.ResNet', norm_eval=False, depth=depth, out_indices=(3, ),
-                norm_cfg=dict(type='BN'), zero_init_residual=False)
+from tiny_models import tiny_backbone, tiny_model_cfg
 
 
 def build_densecl(depth=18, num_grid=None, K=24, D=16, loss_lambda=0.5,
                   momentum=0.9, matching='feature', **kwargs):
-    C = 512 if depth < 50 else 2048
-    model = DenseCL(
-        backbone=resnet(depth),
-        neck=dict(type='DenseCLNeck', in_channels=C, hid_channels=32,
-                  out_channels=D, num_grid=num_grid),
+    model = MODELS.build(tiny_model_cfg(
+        'DenseCL', depth=depth, base_channels=64, hid_channels=32,
+        feat_dim=D, queue_len=K, neck=dict(num_grid=num_grid),
         head=dict(type='ContrastiveHead', temperature=0.2),
-        queue_len=K, feat_dim=D, momentum=momentum, loss_lambda=loss_lambda,
-        matching=matching, data_preprocessor=None, **kwargs)
+        momentum=momentum, loss_lambda=loss_lambda, matching=matching,
+        **kwargs))
     model.init_weights()
     return model.train()
 
@@ -247,13 +241,49 @@ def test_modes_tensor_and_predict():
 
 
 def test_no_wasted_work_q2_unused_and_lambda_zero_still_connected():
+    """With lambda = 0 the dense branch stays in the graph (every query
+    parameter gets a gradient, as DDP's find_unused_parameters=False needs)
+    but leaks nothing into it: the dense head's gradients are exactly zero,
+    and every other gradient is that of MoCo v2 on the same weights, keys
+    and queue (the DenseCL neck's global branch is MoCo v2's neck)."""
+    torch.manual_seed(0)
     model = build_densecl(loss_lambda=0.)
-    x = torch.randn(2, 3, 64, 64)
-    losses = model([x, x.flip(-1)], mode='loss')
+    moco = MODELS.build(tiny_model_cfg(
+        'MoCoV2', depth=18, base_channels=64, hid_channels=32, feat_dim=16,
+        queue_len=24, head=dict(type='ContrastiveHead', temperature=0.2),
+        momentum=0.9)).train()
+    state = model.state_dict()
+    missing, unexpected = moco.load_state_dict(
+        {k: v for k, v in state.items() if k in moco.state_dict()},
+        strict=False)
+    assert missing == [] and unexpected == []
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(2, 3, 64, 64, generator=g), torch.randn(2, 3, 64, 64,
+                                                                generator=g)
+    torch.manual_seed(2)  # the same key shuffle in both
+    losses = model([x, y], mode='loss')
+    torch.manual_seed(2)
+    ref = moco([x, y], mode='loss')['loss']
     assert losses['loss_dense'].item() == 0
+    torch.testing.assert_close(losses['loss_single'], ref, rtol=0, atol=0)
     sum(losses.values()).backward()  # all query params still get a grad
-    assert all(p.grad is not None for n, p in model.named_parameters()
-               if not n.startswith('encoder_k'))
+    ref.backward()
+    query = {n: p for n, p in model.named_parameters()
+             if not n.startswith('encoder_k')}
+    assert all(p.grad is not None for p in query.values())
+    dense = [n for n in query if n.startswith('neck.mlp2.')]
+    assert len(dense) == 4
+    for name in dense:  # the dense branch: connected, but nothing flows
+        assert torch.count_nonzero(query[name].grad) == 0, name
+    shared = dict(moco.named_parameters())
+    compared = 0
+    for name, p in query.items():
+        if name in dense:
+            continue
+        torch.testing.assert_close(p.grad, shared[name].grad, rtol=1e-6,
+                                   atol=1e-7, msg=lambda m: f'{name}: {m}')
+        compared += 1
+    assert compared == len(query) - len(dense) > 50
 
 
 def test_validation_errors():
@@ -272,11 +302,11 @@ def test_validation_errors():
     with pytest.raises(ValueError, match='queue_len must be a positive int'):
         build_densecl(K=0)
     with pytest.raises(ValueError, match='feat_dim=16 but the neck'):
-        DenseCL(backbone=resnet(18), neck=dict(
-            type='DenseCLNeck', in_channels=512, hid_channels=8,
-            out_channels=8), queue_len=4, feat_dim=16, data_preprocessor=None)
+        MODELS.build(tiny_model_cfg(hid_channels=8, feat_dim=16, queue_len=4,
+                                    neck=dict(out_channels=8)))
     # the neck configured for ResNet-50 on a ResNet-18
-    model = DenseCL(backbone=resnet(18), queue_len=4, data_preprocessor=None)
+    model = DenseCL(backbone=tiny_backbone(18), queue_len=4,
+                    data_preprocessor=None)
     x = torch.randn(2, 3, 64, 64)
     with pytest.raises(ValueError, match=r'in_channels=2048.*512 channels'):
         model([x, x], mode='loss')

@@ -16,19 +16,18 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
 
-from densecl_plugin.models import DenseCL
 from densecl_plugin.models.utils.correspondence import position_codes
+from densecl_plugin.registry import MODELS
+from tiny_models import tiny_model_cfg
 
 
 def build(matching='feature', base_channels=16, K=8, D=8, **kwargs):
-    model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=base_channels,
-                      out_indices=(3, ), norm_cfg=dict(type='BN')),
-        neck=dict(type='DenseCLNeck', in_channels=8 * base_channels,
-                  hid_channels=16, out_channels=D),
-        head=dict(type='ContrastiveHead', temperature=0.2),
-        queue_len=K, feat_dim=D, momentum=0.9, matching=matching,
-        data_preprocessor=None, **kwargs)
+    model = MODELS.build(tiny_model_cfg(
+        'DenseCL', depth=18, base_channels=base_channels, hid_channels=16,
+        feat_dim=D, queue_len=K,
+        backbone=dict(zero_init_residual=True),  # mmdet's default, as before
+        head=dict(type='ContrastiveHead', temperature=0.2), momentum=0.9,
+        matching=matching, **kwargs))
     model.init_weights()
     return model.train()
 

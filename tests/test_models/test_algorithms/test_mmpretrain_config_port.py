@@ -93,8 +93,9 @@ def test_head_loss_options_beyond_plain_cross_entropy_are_refused():
     from densecl_plugin.models import ContrastiveHead
     assert ContrastiveHead(loss=dict(type='mmpretrain.CrossEntropyLoss')).loss_weight == 1
     head = ContrastiveHead(loss=dict(type='CrossEntropyLoss', loss_weight=2.0))
-    pos, neg = torch.randn(3, 1), torch.randn(3, 5)
-    torch.testing.assert_close(head.loss(pos, neg), 2 * ContrastiveHead().loss(pos, neg))
+    q, k, queue = torch.randn(3, 4), torch.randn(3, 4), torch.randn(4, 5)
+    torch.testing.assert_close(head.loss_queue(q, k, queue),
+                               2 * ContrastiveHead().loss_queue(q, k, queue))
     with pytest.raises(ValueError, match='label_smooth_val'):
         ContrastiveHead(loss=dict(type='CrossEntropyLoss', label_smooth_val=0.1))
     with pytest.raises(ValueError, match='use_sigmoid=True is not supported'):

@@ -47,19 +47,13 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 def build_ours(algo: str, norm_eval: bool = False, seed: int = 0):
-    from densecl_plugin.models import DenseCL, MoCoV2
+    from tiny_models import build_tiny_model
     torch.manual_seed(seed)
-    neck = 'DenseCLNeck' if algo == 'DenseCL' else 'MoCoV2Neck'
-    cls = DenseCL if algo == 'DenseCL' else MoCoV2
-    model = cls(
-        backbone=dict(type='mmdet.ResNet', depth=DEPTH, out_indices=(3, ),
-                      norm_cfg=dict(type='BN'), norm_eval=norm_eval,
-                      zero_init_residual=False),
-        neck=dict(type=neck, in_channels=512, hid_channels=64, out_channels=D),
-        head=dict(type='ContrastiveHead', temperature=0.2),
-        queue_len=K, feat_dim=D, momentum=0.9, data_preprocessor=None,
+    model = build_tiny_model(
+        algo, depth=DEPTH, base_channels=64, hid_channels=64, feat_dim=D,
+        queue_len=K, backbone=dict(norm_eval=norm_eval),
+        head=dict(type='ContrastiveHead', temperature=0.2), momentum=0.9,
         allow_frozen_bn=norm_eval)
-    model.init_weights()
     # the first step copies the query into the key encoder in both
     # implementations; give the key encoder different weights first so that
     # the EMA of later steps is tested on distinct values
@@ -184,12 +178,14 @@ def test_frozen_bn_is_caught_by_the_peer_comparison():
 
 
 def test_frozen_bn_is_refused_by_default():
-    from densecl_plugin.models import DenseCL
+    from tiny_models import build_tiny_model
     with pytest.raises(ValueError, match=r'model\.backbone\.norm_eval=False.*'
                        r'model\.allow_frozen_bn=True'):
-        DenseCL(backbone=dict(type='mmdet.ResNet', depth=18, out_indices=(3, )),
-                neck=dict(type='DenseCLNeck', in_channels=512, hid_channels=8,
-                          out_channels=8), queue_len=8, feat_dim=8)
+        build_tiny_model(  # mmdet's ResNet defaults: norm_eval=True
+            'DenseCL', depth=18, base_channels=64, hid_channels=8,
+            feat_dim=8, queue_len=8,
+            backbone=dict(norm_eval=True, zero_init_residual=True),
+            data_preprocessor=dict(type='SelfSupDataPreprocessor'))
 
 
 # --------------------------------------------------------------------------

@@ -7,17 +7,15 @@ import torch
 from torch import nn
 
 from densecl_plugin.models import MoCoV2
+from tiny_models import build_tiny_model
 
 
 def build_mocov2(K=6, D=16, momentum=0.9):
-    model = MoCoV2(
-        backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, out_indices=(3, ),
-                      norm_cfg=dict(type='BN'), zero_init_residual=False),
-        neck=dict(type='MoCoV2Neck', in_channels=512, hid_channels=32,
-                  out_channels=D),
-        head=dict(type='ContrastiveHead', temperature=0.2),
-        queue_len=K, feat_dim=D, momentum=momentum, data_preprocessor=None)
-    model.init_weights()
+    model = build_tiny_model(
+        'MoCoV2', depth=18, base_channels=64, hid_channels=32, feat_dim=D,
+        queue_len=K, head=dict(type='ContrastiveHead', temperature=0.2),
+        momentum=momentum)
+    assert isinstance(model, MoCoV2)
     return model.train()
 
 

@@ -6,23 +6,16 @@ import copy
 import pytest
 import torch
 
-from densecl_plugin.models import DenseCL, MoCoV2
-
-BACKBONE = dict(type='mmdet.ResNet', norm_eval=False, depth=18, out_indices=(3, ),
-                norm_cfg=dict(type='BN'))
+from tiny_models import build_tiny_model
 
 
-@pytest.mark.parametrize('cls,neck', [
-    (DenseCL, dict(type='DenseCLNeck', in_channels=512, hid_channels=32,
-                   out_channels=16)),
-    (MoCoV2, dict(type='MoCoV2Neck', in_channels=512, hid_channels=32,
-                  out_channels=16)),
-])
-def test_bf16_autocast(cls, neck):
+@pytest.mark.parametrize('algo', ['DenseCL', 'MoCoV2'])
+def test_bf16_autocast(algo):
     torch.manual_seed(0)
-    model = cls(backbone=BACKBONE, neck=neck, queue_len=16, feat_dim=16,
-                data_preprocessor=None)
-    model.init_weights()
+    model = build_tiny_model(
+        algo, depth=18, base_channels=64, hid_channels=32, feat_dim=16,
+        queue_len=16,
+        backbone=dict(zero_init_residual=True))  # mmdet's default, as before
     twin = copy.deepcopy(model)
     x = [torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)]
     with torch.autocast('cpu', dtype=torch.bfloat16):

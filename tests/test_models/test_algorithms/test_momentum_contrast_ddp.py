@@ -61,16 +61,16 @@ def _check_densecl(rank: int) -> None:
     from mmengine.model import MMDistributedDataParallel
     from mmengine.optim import OptimWrapper
 
-    from densecl_plugin.models import DenseCL
     from densecl_plugin.models.utils import concat_all_gather
+    from tiny_models import build_tiny_model
     torch.manual_seed(0)
-    model = DenseCL(
-        backbone=dict(type='mmdet.ResNet', depth=18, out_indices=(3, ),
-                      norm_cfg=dict(type='GN', num_groups=8)),
-        neck=dict(type='DenseCLNeck', in_channels=512, hid_channels=32,
-                  out_channels=16),
-        queue_len=10, feat_dim=16, momentum=0.9, data_preprocessor=None)
-    model.init_weights()
+    model = build_tiny_model(
+        'DenseCL', depth=18, base_channels=64, hid_channels=32, feat_dim=16,
+        queue_len=10, momentum=0.9,
+        # GN (no BN: no batch statistics to shuffle); mmdet's norm_eval and
+        # zero_init_residual defaults, as before (norm_eval has no BN to act on)
+        backbone=dict(norm_cfg=dict(type='GN', num_groups=8), norm_eval=True,
+                      zero_init_residual=True))
     ddp = MMDistributedDataParallel(module=model, broadcast_buffers=False,
                                     find_unused_parameters=False)
     optim = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.1))

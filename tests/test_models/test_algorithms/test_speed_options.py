@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from densecl_plugin.models import DenseCL, MoCoV2
+from densecl_plugin.registry import MODELS
+from tiny_models import tiny_model_cfg
 
 CL = torch.channels_last
 #: channels-last vs contiguous: the same arithmetic in another order
@@ -16,12 +18,13 @@ CL_TOL = dict(rtol=1e-4, atol=1e-5)
 def _build(cls, **kwargs):
     """A narrow ResNet-18 (16 base channels) and small heads."""
     torch.manual_seed(0)
-    neck = 'DenseCLNeck' if cls is DenseCL else 'MoCoV2Neck'
-    return cls(backbone=dict(type='mmdet.ResNet', norm_eval=False, depth=18, base_channels=16,
-                             out_indices=(3, ), norm_cfg=dict(type='BN')),
-               neck=dict(type=neck, in_channels=128, hid_channels=64,
-                         out_channels=16),
-               queue_len=64, feat_dim=16, **kwargs)
+    model = MODELS.build(tiny_model_cfg(
+        cls.__name__, depth=18, base_channels=16, hid_channels=64,
+        feat_dim=16, queue_len=64,
+        backbone=dict(zero_init_residual=True),  # mmdet's default, as before
+        data_preprocessor=dict(type='SelfSupDataPreprocessor'), **kwargs))
+    assert type(model) is cls
+    return model
 
 
 def _batch(size=64):
@@ -55,10 +58,16 @@ def test_channels_last_gives_the_same_losses_and_gradients(cls):
         torch.testing.assert_close(out[key], ref[key], **CL_TOL)
     sum(ref.values()).backward()
     sum(out.values()).backward()
+    compared = 0
     for (name, p), q in zip(fast.named_parameters(), plain.parameters()):
+        # only the key encoder (no requires_grad, EMA-updated) has no grad
+        assert (q.grad is None) == (p.grad is None) == (not q.requires_grad), name
         if q.grad is not None:  # summation order: 1e-5 of the largest entry
             err = (p.grad - q.grad).abs().max()
             assert err <= 1e-4 * q.grad.abs().max(), (name, float(err))
+            compared += 1
+    n_trainable = sum(q.requires_grad for q in plain.parameters())
+    assert compared == n_trainable > 50, (compared, n_trainable)
     # an optimizer step and the momentum update keep the layout
     torch.optim.SGD(fast.parameters(), lr=0.1, momentum=0.9).step()
     _losses(fast, data)

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from densecl_plugin.models.losses import QueueInfoNCELoss, queue_infonce_loss
+from densecl_plugin.models.heads import ContrastiveHead
+from densecl_plugin.models.losses import queue_infonce_loss
 
 
 def plain_infonce(q, k, queue, T, valid=None):
@@ -139,14 +140,16 @@ def test_no_grad_skips_gradient_work_and_gives_value():
 
 
 def test_module_and_bad_inputs():
+    """The module form is ContrastiveHead.loss_queue (the one copy of the
+    temperature / chunk_size checks)."""
     q, k, queue = _inputs(5, 8, 10, torch.float32)
     torch.testing.assert_close(
-        QueueInfoNCELoss(0.2, chunk_size=2)(q, k, queue),
+        ContrastiveHead(temperature=0.2, chunk_size=2).loss_queue(q, k, queue),
         plain_infonce(q, k, queue, 0.2))
     with pytest.raises(ValueError, match='temperature'):
-        QueueInfoNCELoss(0.)
+        ContrastiveHead(temperature=0.)
     with pytest.raises(ValueError, match='chunk_size'):
-        QueueInfoNCELoss(0.2, chunk_size=0)
+        ContrastiveHead(temperature=0.2, chunk_size=0)
     with pytest.raises(ValueError, match=r'queue must have shape \(D, K\)'):
         queue_infonce_loss(q, k, queue.t(), 0.2)
     with pytest.raises(ValueError, match='q and k'):

@@ -1,7 +1,7 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""tools/analysis/benchmark_pipeline.py: timing wrappers, side-by-side runs
-in separate processes, DataLoader workers, the CLI."""
-import importlib.util
+"""The data-pipeline benchmark (what ``tools/analysis/benchmark_pipeline.py``
+runs): timing wrappers, side-by-side runs in separate processes, DataLoader
+workers, the whole run."""
 import json
 import os
 import os.path as osp
@@ -11,50 +11,48 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools/analysis/benchmark_pipeline.py')
+from densecl_plugin.benchmarks import pipeline as bench
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('benchmark_pipeline_tool',
-                                                  TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def small_pipeline(tool):
+def small_pipeline():
     """The MoCo v2 train pipeline with 32 px views."""
-    cfg = Config.fromfile(tool.DEFAULT_CONFIG)
+    cfg = Config.fromfile(bench.DEFAULT_CONFIG)
     pipeline = cfg.train_pipeline
     pipeline[1]['transforms'][0][0]['size'] = 32
     return pipeline
 
 
-def test_parse_args(tool):
-    args = tool.parse_args([])
-    assert args.rounds == 15 and args.max_side == 500 and args.workers == []
-    assert args.config == tool.DEFAULT_CONFIG and args.baseline_rev is None
-    for bad in (['--rounds', '0'], ['--workers', '0'], ['--max-side', '8']):
-        with pytest.raises(SystemExit):
-            tool.parse_args(bad)
+def test_defaults_and_bad_counts():
+    import inspect
+    defaults = {k: p.default for k, p in inspect.signature(
+        bench.run_pipeline_benchmark).parameters.items()}
+    assert defaults['rounds'] == 15 and defaults['max_side'] == 500
+    assert tuple(defaults['workers']) == ()
+    assert defaults['config'] == bench.DEFAULT_CONFIG
+    assert defaults['baseline_rev'] is None and osp.isfile(bench.DEFAULT_CONFIG)
+    bench.check_options()
+    for bad in (dict(rounds=0), dict(workers=[0]), dict(max_side=8),
+                dict(worker_rounds=0)):
+        with pytest.raises(ValueError, match='must be >= 1'):
+            bench.check_options(**bad)
+        with pytest.raises(ValueError, match='must be >= 1'):
+            bench.run_pipeline_benchmark(**bad)
 
 
-def test_write_photos_limits_the_longest_side(tool, tmp_path):
-    paths = tool.write_photos(str(tmp_path), max_side=120)
+def test_write_photos_limits_the_longest_side(tmp_path):
+    paths = bench.write_photos(str(tmp_path), max_side=120)
     assert [osp.basename(p) for p in paths] == [
-        f'{n}.jpg' for n in tool.PHOTOS]
+        f'{n}.jpg' for n in bench.PHOTOS]
     for p in paths:
         img = cv2.imread(p)
         assert img.ndim == 3 and max(img.shape[:2]) <= 120
 
 
 def test_timed_pipeline_times_every_transform_and_changes_nothing(
-        tool, small_pipeline, real_image_paths):
-    timed, totals = tool.timed_pipeline(small_pipeline)
-    plain = tool.build_pipeline(small_pipeline)
+        small_pipeline, real_image_paths):
+    timed, totals = bench.timed_pipeline(small_pipeline)
+    plain = bench.build_pipeline(small_pipeline)
     for i, path in enumerate(real_image_paths[:3]):
         outs = []
         for p in (timed, plain):
@@ -67,14 +65,14 @@ def test_timed_pipeline_times_every_transform_and_changes_nothing(
         'RandomGrayscale', 'GaussianBlur', 'RandomFlip',
         'MultiView (overhead)', 'PackSelfSupInputs']
     assert all(t > 0 for t in totals.values())
-    own = tool._overhead_only(totals)['MultiView (overhead)']
+    own = bench._overhead_only(totals)['MultiView (overhead)']
     assert 0 < own < totals['MultiView (overhead)']
 
 
-def test_side_by_side_variants_in_their_own_processes(tool, small_pipeline,
+def test_side_by_side_variants_in_their_own_processes(small_pipeline,
                                                       real_image_paths):
-    variants = [tool.Variant('a'), tool.Variant('b')]
-    res = tool.measure_single(variants, small_pipeline, real_image_paths[:3],
+    variants = [bench.Variant('a'), bench.Variant('b')]
+    res = bench.measure_single(variants, small_pipeline, real_image_paths[:3],
                               rounds=2)
     assert set(res['images_per_s']) == {'a', 'b'}
     assert all(len(r) == 2 for r in res['images_per_s_rounds'].values())
@@ -84,57 +82,59 @@ def test_side_by_side_variants_in_their_own_processes(tool, small_pipeline,
     assert res['differing_pixels'] == {'b': 0.}
     assert res['records_equal'] == {'b': True}
     assert res['ms_per_image']['a']['LoadImageFromFile'] > 0
-    table = tool.format_table(res)
+    table = bench.format_table(res)
     assert '| **images/s (1 core)** |' in table and 'b vs a' in table
     with pytest.raises(ValueError, match='unique'):
-        tool.measure_single([tool.Variant('a')] * 2, small_pipeline,
+        bench.measure_single([bench.Variant('a')] * 2, small_pipeline,
                             real_image_paths[:1], rounds=1)
 
 
 def test_baseline_is_built_in_its_own_scope_under_any_default_scope(
-        tool, small_pipeline):
+        small_pipeline):
     """A default scope left by a runner must not resolve the baseline's
     transforms to the current ones (or the comparison compares nothing)."""
     from mmengine.registry import DefaultScope
     try:
-        baseline = tool.load_baseline_transforms('HEAD')
+        baseline = bench.load_baseline_transforms('HEAD')
     except RuntimeError as e:
         pytest.skip(f'no git history here: {e}')
     with DefaultScope.overwrite_default_scope('densecl_plugin'):
-        pipe = tool.build_pipeline(small_pipeline, baseline)
+        pipe = bench.build_pipeline(small_pipeline, baseline)
     view = pipe.transforms[1].pipelines[0].transforms[0]
     assert type(view).__module__.startswith('densecl_baseline_')
     with DefaultScope.overwrite_default_scope(baseline.__name__.split('.')[0]):
-        pipe = tool.build_pipeline(small_pipeline)
+        pipe = bench.build_pipeline(small_pipeline)
     view = pipe.transforms[1].pipelines[0].transforms[0]
     assert type(view).__module__.startswith('densecl_plugin.')
 
 
-def test_a_failing_variant_is_named(tool, small_pipeline, real_image_paths):
+def test_a_failing_variant_is_named(small_pipeline, real_image_paths):
     with pytest.raises(RuntimeError, match='broken'):
-        tool.measure_single([tool.Variant('broken', rev='no-such-rev')],
+        bench.measure_single([bench.Variant('broken', rev='no-such-rev')],
                             small_pipeline, real_image_paths[:1], rounds=1)
 
 
-def test_measure_workers(tool, small_pipeline, real_image_paths):
-    rate = tool.measure_workers(tool.Variant('current'), small_pipeline,
+def test_measure_workers(small_pipeline, real_image_paths):
+    rate = bench.measure_workers(bench.Variant('current'), small_pipeline,
                                 real_image_paths, num_workers=1,
                                 num_images=8, batch_size=4)
     assert rate > 0
     with pytest.raises(ValueError, match='num_workers'):
-        tool.measure_workers(tool.Variant('current'), small_pipeline,
+        bench.measure_workers(bench.Variant('current'), small_pipeline,
                              real_image_paths, num_workers=0)
 
 
-def test_main_writes_json(tool, real_image_dir, tmp_path, capsys):
+def test_run_writes_json(real_image_dir, tmp_path, capsys):
     out = str(tmp_path / 'res.json')
-    res = tool.main(['--images', real_image_dir, '--rounds', '1', '--out',
-                     out])
+    res = bench.run_pipeline_benchmark(images=real_image_dir, rounds=1,
+                                      out=out, command='python x.py')
     assert osp.isfile(out)
     with open(out) as f:
         saved = json.load(f)
     assert saved['images'] == len(os.listdir(real_image_dir)) == 7
     assert saved['images_per_s']['current'] == res['images_per_s']['current']
+    assert saved['command'] == 'python x.py'
+    assert saved['paths'] == sorted(os.listdir(real_image_dir))
     assert 'images/s (1 core)' in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match='no .jpg'):
-        tool.main(['--images', str(tmp_path / 'empty'), '--rounds', '1'])
+        bench.run_pipeline_benchmark(images=str(tmp_path / 'empty'), rounds=1)

@@ -5,8 +5,10 @@
 heads, preprocessing, pipelines, datasets, evaluator) and changes only sizes
 and lengths: the data root, image scales and crops, RoI / proposal counts,
 the loop (``max_iters`` iterations, then one validation), workers and
-checkpoint saving. The tests use it to run every layout end to end, and
-``make demo`` can use it to show a transfer on a CPU.
+checkpoint saving. The tests use it to run every layout end to end (test
+support, not product code: no tool or demo stage calls it). Import it as
+``from test_downstream.smoke import make_smoke_config`` (``tests/`` is on
+``sys.path``).
 """
 import copy
 import os.path as osp

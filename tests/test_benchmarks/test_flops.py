@@ -1,29 +1,22 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""tools/analysis/flops.py: counted FLOPs against formulas written here,
-parts that add up to the whole step, and the run-time arithmetic."""
-import importlib.util
+"""FLOPs of a step (what ``tools/analysis/flops.py`` runs): counted FLOPs
+against formulas written here, parts that add up to the whole step, and the
+run-time arithmetic."""
 import json
-import os.path as osp
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(ROOT, 'tools/analysis/flops.py')
+from densecl_plugin.benchmarks import (GPU_PEAK_TFLOPS, IMAGENET_TRAIN,
+                                       implied_efficiency, run_flops_estimate,
+                                       run_time, step_costs)
+
 # a small but complete configuration: ResNet-18, 64 px (C5 2x2)
 N, SIZE, K, D = 4, 64, 512, 16
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('flops_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def costs(tool):
-    return {a: tool.step_costs(a, depth=18, batch=N, size=SIZE, queue_len=K,
+def costs():
+    return {a: step_costs(a, depth=18, batch=N, size=SIZE, queue_len=K,
                                feat_dim=D) for a in ('DenseCL', 'MoCoV2')}
 
 
@@ -92,24 +85,23 @@ def test_bytes(costs):
     assert costs['MoCoV2']['bytes']['queues'] == D * K * 4
 
 
-def test_run_time_and_implied_efficiency_are_inverse(tool):
-    t = tool.run_time(1e12, batch_per_gpu=32, gpus=8, epochs=2,
+def test_run_time_and_implied_efficiency_are_inverse():
+    t = run_time(1e12, batch_per_gpu=32, gpus=8, epochs=2,
                       images=2560, peak_tflops=100., efficiency=0.5)
     assert t['steps'] == 2 * 10
     assert t['hours'] == pytest.approx(20 * 1e12 / 50e12 / 3600)
     assert t['images_per_s_per_gpu'] == pytest.approx(32 / 0.02)
-    eff = tool.implied_efficiency(1e12, 32, 8, 2, 2560, 100., t['days'])
+    eff = implied_efficiency(1e12, 32, 8, 2, 2560, 100., t['days'])
     assert eff == pytest.approx(0.5)
     with pytest.raises(ValueError, match='efficiency'):
-        tool.run_time(1e12, 32, 8, 1, 256, 100., 0.)
+        run_time(1e12, 32, 8, 1, 256, 100., 0.)
 
 
-def test_main(tool, tmp_path, capsys):
+def test_run_flops_estimate(tmp_path, capsys):
     out = str(tmp_path / 'flops.json')
-    res = tool.main(['--depth', '18', '--batch', str(N), '--size',
-                     str(SIZE), '--queue-len', str(K), '--feat-dim', str(D),
-                     '--gpu', 'A100', '--efficiency', '0.3',
-                     '--pipeline-rate', '100', '--json', out])
+    res = run_flops_estimate(depth=18, batch=N, size=SIZE, queue_len=K,
+                             feat_dim=D, gpu=['A100'], efficiency=[0.3],
+                             pipeline_rate=100, json_path=out)
     with open(out) as f:
         assert json.load(f)['estimates'][0]['gpu'] == 'A100'
     e = res['estimates'][0]
@@ -119,17 +111,16 @@ def test_main(tool, tmp_path, capsys):
     assert res['implied_v100_efficiency'] is None  # not the paper's setup
     assert 'DenseCL / MoCo v2 step FLOPs' in capsys.readouterr().out
     with pytest.raises(ValueError, match='no bf16 peak listed for V100'):
-        tool.main(['--depth', '18', '--batch', '2', '--size', '64',
-                   '--queue-len', '64', '--gpu', 'V100', '--dtype', 'bf16',
-                   '--efficiency', '0.3'])
+        run_flops_estimate(depth=18, batch=2, size=64, queue_len=64,
+                           gpu=['V100'], dtype='bf16', efficiency=[0.3])
 
 
-def test_implied_efficiency_of_the_authors_run(tool):
+def test_implied_efficiency_of_the_authors_run():
     """At the paper's settings the 2.3 days on 8 V100s mean 30-45 % of the
     fp32 peak: plausible for fp32 ResNet-50 training, so the FLOP count is
     in the right range."""
-    step = tool.step_costs('DenseCL')['flops']['total']
+    step = step_costs('DenseCL')['flops']['total']
     assert 1.0e12 < step < 1.3e12  # ~36 GFLOP per image and step
-    eff = tool.implied_efficiency(step, 32, 8, 200, tool.IMAGENET_TRAIN,
-                                  tool.GPU_PEAK_TFLOPS['V100']['fp32'], 2.3)
+    eff = implied_efficiency(step, 32, 8, 200, IMAGENET_TRAIN,
+                             GPU_PEAK_TFLOPS['V100']['fp32'], 2.3)
     assert 0.30 < eff < 0.45

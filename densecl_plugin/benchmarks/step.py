@@ -1,7 +1,8 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """Step time and peak memory of DenseCL against MoCo v2 (same everything).
 
-Used by ``tools/analysis/benchmark_step.py``. Both models get the same
+What ``tools/analysis/benchmark_step.py`` does (:func:`run_step_benchmark`;
+its ``--options`` comparison is :mod:`.options`). Both models get the same
 backbone (same weights), batch, input size and queue length; their full
 training steps (forward, backward, SGD step) are run *interleaved*, in
 alternating order, so that a shared or throttling machine slows both alike,
@@ -16,11 +17,12 @@ what was live before it:
 """
 import contextlib
 import gc
+import json
 import logging
 import math
 import statistics
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +30,8 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from densecl_plugin.models.losses import queue_infonce_loss
+
+from .models import build_model
 
 
 def _sync(device: torch.device) -> None:
@@ -98,20 +102,9 @@ def build_models(depth: int = 50, queue_len: int = 65536,
         dict[str, nn.Module]: ``{'DenseCL': ..., 'MoCoV2': ...}`` in train
         mode.
     """
-    from densecl_plugin.models import DenseCL, MoCoV2
-    C = 512 if depth < 50 else 2048
-    backbone = dict(type='mmdet.ResNet', norm_eval=False, depth=depth, out_indices=(3, ),
-                    norm_cfg=dict(type='BN'), zero_init_residual=False)
-    common = dict(backbone=backbone, queue_len=queue_len, feat_dim=feat_dim,
-                  head=dict(type='ContrastiveHead', temperature=0.2),
-                  data_preprocessor=None)
     torch.manual_seed(seed)
-    densecl = DenseCL(neck=dict(type='DenseCLNeck', in_channels=C,
-                                hid_channels=C, out_channels=feat_dim),
-                      **common)
-    mocov2 = MoCoV2(neck=dict(type='MoCoV2Neck', in_channels=C,
-                              hid_channels=C, out_channels=feat_dim),
-                    **common)
+    densecl = build_model('DenseCL', depth, queue_len, feat_dim)
+    mocov2 = build_model('MoCoV2', depth, queue_len, feat_dim)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # init_weights lists every parameter
@@ -125,20 +118,49 @@ def build_models(depth: int = 50, queue_len: int = 65536,
             for name, m in (('DenseCL', densecl), ('MoCoV2', mocov2))}
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
-               views: List[Tensor], amp: bool = False) -> float:
-    """One full training step; returns the summed loss."""
+def precision_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                   views: List[Tensor], dtype: Optional[torch.dtype] = None,
+                   scaler=None) -> float:
+    """One full training step with autocast to ``dtype`` (None: float32).
+
+    With a ``scaler`` (``torch.amp.GradScaler``, what float16 needs) the loss
+    is scaled before backward and the step skipped on non-finite gradients.
+
+    Args:
+        model (nn.Module): Called as ``model(views, mode='loss')``.
+        optimizer (torch.optim.Optimizer): Its optimizer.
+        views (list[Tensor]): The input views.
+        dtype (torch.dtype, optional): Autocast dtype. Defaults to None.
+        scaler (torch.amp.GradScaler, optional): Loss scaler. Defaults to
+            None.
+
+    Returns:
+        float: The summed loss.
+    """
     optimizer.zero_grad(set_to_none=True)
     device = views[0].device
-    ctx = (torch.autocast(device.type, dtype=torch.bfloat16) if amp else
-           contextlib.nullcontext())
+    ctx = (torch.autocast(device.type, dtype=dtype) if dtype is not None
+           else contextlib.nullcontext())
     with ctx:
         losses = model(views, mode='loss')
     loss = sum(losses.values())
-    loss.backward()
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     _sync(device)
     return float(loss.detach())
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+               views: List[Tensor], amp: bool = False) -> float:
+    """One full training step (bf16 autocast with ``amp``); returns the
+    summed loss."""
+    return precision_step(model, optimizer, views,
+                          torch.bfloat16 if amp else None)
 
 
 def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
@@ -325,3 +347,79 @@ def format_report(steps: Optional[dict] = None,
             share = dense['frugal']['median'] / steps['DenseCL']['median']
             lines.append(f"  share of the DenseCL step: {100 * share:.1f} %")
     return '\n'.join(lines)
+
+
+def _write_json(results: dict, path: Optional[str]) -> None:
+    if path:
+        with open(path, 'w') as f:
+            json.dump(results, f, indent=2)
+
+
+def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
+                       queue_len: int = 65536, iters: int = 10,
+                       warmup: int = 2, device: str = 'cpu',
+                       amp: bool = False, threads: Optional[int] = None,
+                       dense_rows: Optional[int] = None,
+                       skip_steps: bool = False,
+                       options: Optional[Sequence[str]] = None,
+                       amp_dtype: str = 'bf16', peak: bool = True,
+                       json_path: Optional[str] = None,
+                       log: Callable = print) -> dict:
+    """What ``tools/analysis/benchmark_step.py`` does: run, print, save.
+
+    Without ``options``: :func:`benchmark_models` (unless ``skip_steps``)
+    and :func:`benchmark_dense_loss`, printed by :func:`format_report` with
+    the images/s of both models. With ``options``:
+    :func:`~.options.benchmark_options`, printed as a table.
+
+    ``depth`` (50), ``batch`` (8), ``size`` (224), ``queue_len`` (65536),
+    ``iters`` (10), ``warmup`` (2), ``device`` (``'cpu'``) and ``amp``
+    (False; only without ``options``) are those of :func:`benchmark_models`.
+
+    Args:
+        threads (int, optional): torch CPU threads. Defaults to None
+            (torch's choice).
+        dense_rows (int, optional): Rows ``M`` of the dense-loss benchmark.
+            Defaults to None (``batch * S^2`` of ``size``).
+        skip_steps (bool): Only benchmark the dense loss. Defaults to False.
+        options (Sequence[str], optional): Compare images/s with and without
+            each of these (:data:`~.options.OPTIONS`) instead. Defaults to
+            None.
+        amp_dtype (str): Autocast dtype of the ``amp`` option (``'bf16'``
+            or ``'fp16'``). Defaults to ``'bf16'``.
+        peak (bool): With ``options``, also measure peak step memory.
+            Defaults to True.
+        json_path (str, optional): Also write the results here. Defaults to
+            None.
+        log (Callable): Printer of the report. Defaults to ``print``.
+
+    Returns:
+        dict: With ``options`` the :func:`~.options.benchmark_options`
+        results, else ``{'steps': ..., 'dense_loss': ...}`` (``steps`` None
+        with ``skip_steps``).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    if options:
+        from .options import benchmark_options, format_options_report
+        results = benchmark_options(depth, batch, size, queue_len, iters,
+                                    warmup, device, options, amp_dtype,
+                                    peak=peak)
+        log(format_options_report(results))
+        _write_json(results, json_path)
+        return results
+    steps = None
+    if not skip_steps:
+        steps = benchmark_models(depth, batch, size, queue_len, iters,
+                                 warmup, device, amp)
+    M = dense_rows or batch * grid_cells(size)
+    dense = benchmark_dense_loss(M, queue_len, iters=max(iters, 3),
+                                 device=device)
+    log(format_report(steps, dense))
+    if steps is not None:
+        log('  images/s: ' + ', '.join(
+            f"{n} {batch / steps[n]['median']:.2f}"
+            for n in ('DenseCL', 'MoCoV2')))
+    results = dict(steps=steps, dense_loss=dense)
+    _write_json(results, json_path)
+    return results
