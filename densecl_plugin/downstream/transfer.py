@@ -26,7 +26,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .published import published_for
 
@@ -327,21 +327,14 @@ def benchmark_list() -> List[str]:
 def run_transfer_cli(pretrain: Optional[str] = None,
                      names: Sequence[str] = (),
                      configs: Sequence[str] = (),
-                     work_root: str = 'work_dirs/transfer',
-                     gpus: Optional[int] = None,
-                     launcher: str = 'pytorch',
-                     partition: Optional[str] = None,
-                     extra_args: Sequence[str] = (),
-                     print_only: bool = False,
-                     collect_only: bool = False,
                      list_only: bool = False,
-                     run: Callable = subprocess.run,
-                     echo: Callable[[str], None] = print) -> int:
+                     echo: Callable[[str], None] = print,
+                     **run_kwargs: Any) -> int:
     """What ``tools/benchmarks/run_transfer.py`` does; its exit status.
 
-    ``work_root``, ``gpus``, ``launcher``, ``partition``, ``extra_args``,
-    ``print_only`` and ``collect_only`` (with their defaults) are those of
-    :func:`run_transfer`.
+    ``run_kwargs`` (``work_root``, ``gpus``, ``launcher``, ``partition``,
+    ``extra_args``, ``print_only``, ``collect_only``, ``run``) are passed to
+    :func:`run_transfer`, with its defaults.
 
     Args:
         pretrain (str, optional): The pre-trained checkpoint (needed unless
@@ -353,9 +346,9 @@ def run_transfer_cli(pretrain: Optional[str] = None,
             Defaults to ().
         list_only (bool): Print :func:`benchmark_list`, nothing else.
             Defaults to False.
-        run (Callable): Runs one command (``subprocess.run`` signature).
-            Defaults to ``subprocess.run``.
         echo (Callable): Where messages go. Defaults to ``print``.
+        **run_kwargs: the keyword arguments of :func:`run_transfer` after
+            ``benchmarks``.
 
     Returns:
         int: 0 when every run succeeded (or nothing ran), 1 when one failed,
@@ -369,9 +362,7 @@ def run_transfer_cli(pretrain: Optional[str] = None,
     try:
         benchmarks = get_benchmarks(names) if names else []
         benchmarks += [benchmark_for_config(c) for c in configs]
-        results = run_transfer(pretrain, benchmarks, work_root, gpus,
-                               launcher, partition, extra_args, print_only,
-                               collect_only, run=run, echo=echo)
+        results = run_transfer(pretrain, benchmarks, echo=echo, **run_kwargs)
     except (FileNotFoundError, KeyError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -56,10 +56,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    return run_transfer_cli(args.pretrain, args.benchmarks, args.configs,
-                            args.work_dir, args.gpus, args.launcher,
-                            args.partition, args.extra, args.print_only,
-                            args.collect_only, args.list)
+    return run_transfer_cli(
+        args.pretrain, args.benchmarks, args.configs, list_only=args.list,
+        work_root=args.work_dir, gpus=args.gpus, launcher=args.launcher,
+        partition=args.partition, extra_args=args.extra,
+        print_only=args.print_only, collect_only=args.collect_only)
 
 
 if __name__ == '__main__':
