@@ -21,7 +21,7 @@ import sys
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from densecl_plugin.demo import run_demo  # noqa: E402
-from densecl_plugin.utils.cli import add_flags  # noqa: E402
+from densecl_plugin.utils.cli import add_demo_dirs, add_flags  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,14 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
               quick='a few iterations per stage (smoke run), in '
               'work_dirs/demo_quick',
               force='redo stages that are already finished')
-    parser.add_argument('--work-dir', default=None,
-                        help='results (default work_dirs/demo or '
-                        'work_dirs/demo_quick)')
-    parser.add_argument('--data-dir', default='data/demo',
-                        help='where the data sets are written')
-    parser.add_argument('--cache-dir', default='data/cache',
-                        help='where downloaded wheels are kept')
-    add_flags(parser, no_progress='no progress bars')
+    add_demo_dirs(parser, 'results (default work_dirs/demo or '
+                  'work_dirs/demo_quick)')
     return parser.parse_args(argv)
 
 

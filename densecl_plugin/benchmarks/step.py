@@ -173,10 +173,65 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def step_inputs(models: Dict[str, nn.Module], batch: int, size: int,
+                device: torch.device):
+    """What every benchmark steps its models with.
+
+    Returns:
+        tuple[dict, list]: an SGD optimizer per model (lr 0.03, momentum
+        0.9, weight decay 1e-4, as the configs) and the two fixed random
+        views ``(batch, 3, size, size)`` (seed 0) on ``device``.
+    """
+    optims = {n: torch.optim.SGD(m.parameters(), lr=0.03, momentum=0.9,
+                                 weight_decay=1e-4)
+              for n, m in models.items()}
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(batch, 3, size, size, generator=g).to(device)
+             for _ in range(2)]
+    return optims, views
+
+
+def interleaved_steps(models: Dict[str, nn.Module], optims: dict,
+                      views: List[Tensor], warmup: int, iters: int,
+                      device: torch.device, log: Callable[[str], None],
+                      amp: bool = False, reseed: bool = False):
+    """Step the models turn by turn, the order reversed every other round
+    (so that a shared machine slows them alike), and time the steps.
+
+    Args:
+        reseed (bool): seed torch with ``1000 + round`` before each step, so
+            that every model draws the same shuffle permutation. Defaults to
+            False.
+
+    Returns:
+        tuple[dict, dict]: the timed steps' seconds per model (after
+        ``warmup`` untimed rounds) and each model's last loss.
+    """
+    names = list(models)
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    losses: Dict[str, float] = {}
+    for i in range(warmup + iters):
+        dts = {}
+        for name in (names if i % 2 == 0 else names[::-1]):
+            if reseed:
+                torch.manual_seed(1000 + i)
+            _sync(device)
+            t0 = time.perf_counter()
+            losses[name] = train_step(models[name], optims[name], views, amp)
+            dts[name] = time.perf_counter() - t0
+            if i >= warmup:
+                times[name].append(dts[name])
+        kind = 'warm-up' if i < warmup else 'timed'
+        log(f'{kind} step {i + 1}/{warmup + iters}: '
+            + ', '.join(f'{n} {dts[n]:.3f} s' for n in names))
+    return times, losses
+
+
 def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
                      queue_len: int = 65536, iters: int = 10,
                      warmup: int = 2, device: str = 'cpu',
-                     amp: bool = False, log: Callable = print) -> dict:
+                     amp: bool = False, log: Callable = print,
+                     peak: bool = True) -> dict:
     """Median step time and peak step memory of DenseCL and MoCo v2.
 
     Args:
@@ -189,6 +244,8 @@ def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
         device (str): Defaults to ``'cpu'``.
         amp (bool): bf16 autocast. Defaults to False.
         log (Callable): Progress printer. Defaults to ``print``.
+        peak (bool): Also measure the peak step memory (one profiled step
+            per model; ``transient`` is None without). Defaults to True.
 
     Returns:
         dict: Per model ``times`` (s), ``median`` (s), ``state`` (bytes of
@@ -201,32 +258,16 @@ def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
     """
     dev = torch.device(device)
     models = build_models(depth, queue_len, device=device)
-    optims = {n: torch.optim.SGD(m.parameters(), lr=0.03, momentum=0.9,
-                                 weight_decay=1e-4)
-              for n, m in models.items()}
-    g = torch.Generator().manual_seed(0)
-    views = [torch.randn(batch, 3, size, size, generator=g).to(dev)
-             for _ in range(2)]
+    optims, views = step_inputs(models, batch, size, dev)
     names = list(models)
-    times: Dict[str, List[float]] = {n: [] for n in names}
-    for i in range(warmup + iters):
-        dts = {}
-        for name in (names if i % 2 == 0 else names[::-1]):
-            _sync(dev)
-            t0 = time.perf_counter()
-            train_step(models[name], optims[name], views, amp)
-            dts[name] = time.perf_counter() - t0
-            if i >= warmup:
-                times[name].append(dts[name])
-        kind = 'warm-up' if i < warmup else 'timed'
-        log(f'{kind} step {i + 1}/{warmup + iters}: '
-            + ', '.join(f'{n} {dts[n]:.3f} s' for n in names))
+    times, _ = interleaved_steps(models, optims, views, warmup, iters, dev,
+                                 log, amp)
     result = {}
     for name in names:
         # one pass: the models are warm, and the CPU profiler with stacks
         # needs memory of its own
         transient = peak_memory(lambda: train_step(
-            models[name], optims[name], views, amp), dev)
+            models[name], optims[name], views, amp), dev) if peak else None
         state = state_bytes(models[name], optims[name])
         result[name] = dict(
             times=times[name], median=statistics.median(times[name]),
@@ -243,6 +284,69 @@ def benchmark_models(depth: int = 50, batch: int = 8, size: int = 224,
                             device=device, amp=amp,
                             threads=torch.get_num_threads())
     return result
+
+
+def benchmark_memory(depth: int = 50, batch: int = 32, size: int = 224,
+                     queue_len: int = 65536, warmup: int = 1,
+                     device: str = 'cpu', amp: bool = False,
+                     log: Callable = print) -> dict:
+    """Peak step memory of DenseCL and MoCo v2 only (no timed steps).
+
+    Each model takes ``warmup`` untimed steps (which create the gradients
+    and the SGD momentum buffers), then one step measured as in
+    :func:`benchmark_models`.
+
+    Returns:
+        dict: Per model ``state``, ``transient`` and ``peak`` (bytes), and
+        ``peak_ratio`` and ``transient_ratio`` (DenseCL / MoCo v2), and
+        ``config``.
+    """
+    dev = torch.device(device)
+    models = build_models(depth, queue_len, device=device)
+    optims, views = step_inputs(models, batch, size, dev)
+    result = {}
+    for name, model in models.items():
+        for _ in range(warmup):
+            train_step(model, optims[name], views, amp)
+        transient = peak_memory(
+            lambda: train_step(model, optims[name], views, amp), dev)
+        state = state_bytes(model, optims[name])
+        result[name] = dict(
+            state=state, transient=transient,
+            peak=None if transient is None else state + transient)
+        log(f'{name}: peak {_mib(result[name]["peak"])} (state '
+            f'{_mib(state)} + step {_mib(transient)})')
+    dc, mc = result['DenseCL'], result['MoCoV2']
+    ok = dc['peak'] and mc['peak']
+    result['peak_ratio'] = dc['peak'] / mc['peak'] if ok else None
+    result['transient_ratio'] = (dc['transient'] / mc['transient']
+                                 if ok else None)
+    result['config'] = dict(depth=depth, batch=batch, size=size,
+                            queue_len=queue_len, warmup=warmup,
+                            device=device, amp=amp,
+                            threads=torch.get_num_threads())
+    return result
+
+
+def format_memory_report(result: dict) -> str:
+    """Human-readable summary of :func:`benchmark_memory`."""
+    c = result['config']
+    lines = [f"Peak step memory, ResNet-{c['depth']}, batch {c['batch']}, "
+             f"{c['size']} px, K={c['queue_len']}, {c['device']}"
+             f"{' bf16 autocast' if c['amp'] else ' fp32'}"]
+    for name in ('DenseCL', 'MoCoV2'):
+        r = result[name]
+        lines.append(f"  {name:8s} peak {_mib(r['peak'])} (state "
+                     f"{_mib(r['state'])} + step {_mib(r['transient'])})")
+    if result['peak_ratio'] is not None:
+        dc, mc = result['DenseCL'], result['MoCoV2']
+        lines.append(
+            f"  DenseCL / MoCo v2: peak x{result['peak_ratio']:.3f} "
+            f"(+{_mib(dc['peak'] - mc['peak'])}: state "
+            f"+{_mib(dc['state'] - mc['state'])}, step "
+            f"+{_mib(dc['transient'] - mc['transient'])}; step alone "
+            f"x{result['transient_ratio']:.3f})")
+    return '\n'.join(lines)
 
 
 def plain_infonce(q: Tensor, k: Tensor, queue: Tensor, T: float) -> Tensor:
@@ -364,7 +468,8 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
                        options: Optional[Sequence[str]] = None,
                        amp_dtype: str = 'bf16', peak: bool = True,
                        json_path: Optional[str] = None,
-                       log: Callable = print) -> dict:
+                       log: Callable = print,
+                       memory_only: bool = False) -> dict:
     """What ``tools/analysis/benchmark_step.py`` does: run, print, save.
 
     Without ``options``: :func:`benchmark_models` (unless ``skip_steps``)
@@ -387,11 +492,14 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
             None.
         amp_dtype (str): Autocast dtype of the ``amp`` option (``'bf16'``
             or ``'fp16'``). Defaults to ``'bf16'``.
-        peak (bool): With ``options``, also measure peak step memory.
-            Defaults to True.
+        peak (bool): Also measure peak step memory (of the steps, or of
+            every variant with ``options``). Defaults to True.
         json_path (str, optional): Also write the results here. Defaults to
             None.
         log (Callable): Printer of the report. Defaults to ``print``.
+        memory_only (bool): Only :func:`benchmark_memory` (``warmup``
+            untimed steps, then one measured step per model). Defaults to
+            False.
 
     Returns:
         dict: With ``options`` the :func:`~.options.benchmark_options`
@@ -400,6 +508,12 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
     """
     if threads:
         torch.set_num_threads(threads)
+    if memory_only:
+        results = benchmark_memory(depth, batch, size, queue_len,
+                                   max(warmup, 1), device, amp)
+        log(format_memory_report(results))
+        _write_json(results, json_path)
+        return results
     if options:
         from .options import benchmark_options, format_options_report
         results = benchmark_options(depth, batch, size, queue_len, iters,
@@ -411,7 +525,7 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
     steps = None
     if not skip_steps:
         steps = benchmark_models(depth, batch, size, queue_len, iters,
-                                 warmup, device, amp)
+                                 warmup, device, amp, peak=peak)
     M = dense_rows or batch * grid_cells(size)
     dense = benchmark_dense_loss(M, queue_len, iters=max(iters, 3),
                                  device=device)

@@ -77,6 +77,8 @@ class DemoSettings:
             images.
         corr_view_size (int): view side of the correspondence evaluation.
         figure_seed (int): seed of the two views in the figure.
+        seed (int, optional): ``randomness.seed`` of the pre-training and
+            fine-tuning runs. Defaults to None (the configs' seed, 0).
     """
     name: str
     pretrain_iters: Optional[int] = None
@@ -90,6 +92,7 @@ class DemoSettings:
     corr_max_images: Optional[int] = None
     corr_view_size: int = 192
     figure_seed: int = 7
+    seed: Optional[int] = None
 
 
 FULL = DemoSettings('full')
@@ -184,15 +187,16 @@ def set_data_root(loader: dict, data_root: str) -> int:
     return changed
 
 
-class Demo:
-    """The demo's stages, sharing paths, settings and the console.
+class StagedRun:
+    """Stages that share paths, settings and the console, each reused when
+    its result file holds the expected fingerprint (the demo, the study).
 
     Args:
         work_dir (str): results go here.
         data_dir (str): the data sets go here (shared by full and quick).
         cache_dir (str, optional): downloaded wheels.
-        settings (DemoSettings): :data:`FULL` or :data:`QUICK`.
-        force (bool): redo every stage.
+        settings: the run's settings (:class:`DemoSettings`, ...).
+        force (bool): redo every stage. Defaults to False.
         configs_dir (str, optional): the ``configs/`` folder. Defaults to
             :func:`default_configs_dir`.
         console (TextIO, optional): where stage lines go. Defaults to
@@ -200,8 +204,13 @@ class Demo:
         show_progress (bool): draw progress bars. Defaults to True.
     """
 
+    #: the log file's name in ``work_dir``
+    LOG_NAME = 'run.log'
+    #: say on the console when a finished stage is reused
+    ANNOUNCE_REUSE = True
+
     def __init__(self, work_dir: str, data_dir: str,
-                 cache_dir: Optional[str], settings: DemoSettings,
+                 cache_dir: Optional[str], settings: Any,
                  force: bool = False, configs_dir: Optional[str] = None,
                  console: Optional[TextIO] = None,
                  show_progress: bool = True) -> None:
@@ -213,28 +222,23 @@ class Demo:
         self.configs_dir = configs_dir or default_configs_dir()
         self.console = console or sys.stdout
         self.show_progress = show_progress
-        self.log_file = osp.join(work_dir, 'demo.log')
+        self.log_file = osp.join(work_dir, self.LOG_NAME)
         self.manifest: Dict[str, Any] = {}
         self.stage_status: List[Dict[str, Any]] = []
 
-    # helpers -------------------------------------------------------------
     def say(self, text: str) -> None:
         """A line on the console."""
         print(text, file=self.console, flush=True)
 
-    def config(self, key: str) -> Config:
-        """Load one of :data:`CONFIGS`."""
-        path = osp.join(self.configs_dir, CONFIGS[key])
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'demo config {key!r} not found: {path}')
-        return Config.fromfile(path)
-
     def _stage(self, name: str, result_file: str, expected: str,
                run: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-        """Reuse a finished stage or run it; record what happened."""
+        """Reuse a finished stage or run it (its result written
+        atomically, so a crash never leaves half a file); record what
+        happened in :attr:`stage_status`."""
         done = finished(result_file, expected, self.force)
         if done is not None:
-            self.say(f'  {name}: done before, reusing {result_file}')
+            if self.ANNOUNCE_REUSE:
+                self.say(f'  {name}: done before, reusing {result_file}')
             self.stage_status.append(dict(stage=name, skipped=True,
                                           result=result_file))
             return done
@@ -243,12 +247,28 @@ class Demo:
         result.update(fingerprint=expected,
                       stage_wall_time=time.perf_counter() - t0)
         os.makedirs(osp.dirname(result_file), exist_ok=True)
-        with open(result_file, 'w') as f:
+        tmp = result_file + '.tmp'
+        with open(tmp, 'w') as f:
             json.dump(result, f, indent=1)
+        os.replace(tmp, result_file)
         self.stage_status.append(dict(stage=name, skipped=False,
                                       result=result_file,
                                       wall_time=result['stage_wall_time']))
         return result
+
+
+class Demo(StagedRun):
+    """The demo's stages (:class:`StagedRun` with :class:`DemoSettings`,
+    :data:`FULL` or :data:`QUICK`; the log is ``<work_dir>/demo.log``)."""
+
+    LOG_NAME = 'demo.log'
+
+    def config(self, key: str) -> Config:
+        """Load one of :data:`CONFIGS`."""
+        path = osp.join(self.configs_dir, CONFIGS[key])
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'demo config {key!r} not found: {path}')
+        return Config.fromfile(path)
 
     # stage 1 -------------------------------------------------------------
     def data(self) -> Dict[str, Any]:
@@ -285,6 +305,8 @@ class Demo:
             for hook in cfg.get('custom_hooks', []):
                 if hook.get('type') == 'DenseCLHook':
                     hook['start_iters'] = self.settings.densecl_start_iters
+        if self.settings.seed is not None:
+            cfg.randomness.seed = self.settings.seed
         return cfg
 
     def pretrain(self, algo: str) -> Dict[str, Any]:
@@ -342,6 +364,8 @@ class Demo:
         else:
             cfg.model.init_cfg.checkpoint = backbone
         cfg.default_hooks.checkpoint = None  # the metrics are the result
+        if self.settings.seed is not None:
+            cfg.randomness.seed = self.settings.seed
         return cfg
 
     def finetune(self, task: str, init: str,

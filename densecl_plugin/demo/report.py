@@ -191,6 +191,15 @@ def plot_loss_curves(curves: Dict[str, Sequence[Tuple[int, float]]],
     ax.set_title('Pre-training losses (same data, schedule and seed)')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str) -> str:
+    """Tight layout, then save ``fig`` to ``path`` (its folder created).
+
+    Returns:
+        str: ``path``.
+    """
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path)

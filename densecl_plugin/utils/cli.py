@@ -40,3 +40,50 @@ def split_passthrough(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     cut = argv.index('--')
     return argv[:cut], argv[cut + 1:]
 
+
+
+def add_step_args(parser: argparse.ArgumentParser, steps_flag: str = 'iters',
+                  steps_help: str = 'timed steps per model',
+                  steps_default: int = 10) -> None:
+    """Add the model and input flags of the step benchmarks.
+
+    ``--depth``, ``--batch``, ``--size``, ``--queue-len``, the step count
+    (``--iters`` or ``--steps``), ``--warmup`` and ``--device``.
+
+    Args:
+        parser (argparse.ArgumentParser): Where to add them.
+        steps_flag (str): Name of the step-count flag. Defaults to
+            ``'iters'``.
+        steps_help (str): Its help. Defaults to ``'timed steps per model'``.
+        steps_default (int): Its default. Defaults to 10.
+    """
+    parser.add_argument('--depth', type=int, default=50, help='ResNet depth')
+    parser.add_argument('--batch', type=int, default=8,
+                        help='images per step')
+    parser.add_argument('--size', type=int, default=224,
+                        help='input side (px)')
+    parser.add_argument('--queue-len', type=int, default=65536, help='K')
+    parser.add_argument('--' + steps_flag, type=int, default=steps_default,
+                        help=steps_help)
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed steps per model first')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+
+
+def add_demo_dirs(parser: argparse.ArgumentParser, work_dir_help: str,
+                  data_dir_help: str = 'where the data sets are written'
+                  ) -> None:
+    """Add ``--work-dir``, ``--data-dir``, ``--cache-dir`` and
+    ``--no-progress``, the flags of the demo and of the studies built on it.
+
+    Args:
+        parser (argparse.ArgumentParser): Where to add them.
+        work_dir_help (str): The help of ``--work-dir`` (its default).
+        data_dir_help (str): The help of ``--data-dir``. Defaults to
+            ``'where the data sets are written'``.
+    """
+    parser.add_argument('--work-dir', default=None, help=work_dir_help)
+    parser.add_argument('--data-dir', default='data/demo', help=data_dir_help)
+    parser.add_argument('--cache-dir', default='data/cache',
+                        help='where downloaded wheels are kept')
+    add_flags(parser, no_progress='no progress bars')

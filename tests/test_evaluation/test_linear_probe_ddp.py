@@ -84,10 +84,12 @@ def test_two_rank_ddp_linear_probe(tmp_path):
     # whole batch in a single process
     single = _model()
     _step(single, *_batch())
-    # fork: the workers inherit the stack imported above (spawn would
-    # import mmdet again in each)
+    # spawn, not fork: in a full test session the parent has threads by now
+    # (the torch profiler's, tqdm's monitor, OpenMP pools), and a forked
+    # child that inherits a lock one of them held hangs (it did, once, in
+    # `make test`: the 300 s timeout)
     mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)),
-                       nprocs=2, start_method='fork')
+                       nprocs=2, start_method='spawn')
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pth') for r in (0, 1))
     for k in r0['head']:
         assert torch.equal(r0['head'][k], r1['head'][k]), k

@@ -8,11 +8,20 @@ Examples::
         --queue-len 65536 --iters 10
     # only the dense loss at the paper's per-GPU size (N=32, S=7: M=1568)
     python tools/analysis/benchmark_step.py --skip-steps --dense-rows 1568
+    # peak step memory only, at the paper's per-GPU batch
+    python tools/analysis/benchmark_step.py --batch 32 --memory-only
+    # our DenseCL and MoCo v2 against mmpretrain 1.2's (same weights, queues,
+    # views; needs pip install mmpretrain==1.2.0, and --torchvision-standin
+    # tests/peers/standin where no torchvision build of the installed torch
+    # is installed)
+    python tools/analysis/benchmark_step.py --peer --iters 5 \
+        --torchvision-standin tests/peers/standin
     # images/s with and without each speed option, and all together
     python tools/analysis/benchmark_step.py --depth 18 --size 112 \
         --queue-len 4096 --options amp channels_last compile
 
 The logic is :func:`densecl_plugin.benchmarks.run_step_benchmark`
+(``--peer``: :func:`densecl_plugin.benchmarks.peer.run_peer_benchmark`)
 (:mod:`densecl_plugin.benchmarks.step`; the option comparison, ``--options``:
 bf16/fp16 autocast, channels-last, ``torch.compile`` of the backbones, is
 :mod:`densecl_plugin.benchmarks.options`).
@@ -24,20 +33,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from densecl_plugin.benchmarks import (AMP_DTYPES, OPTIONS,  # noqa: E402
-                                       run_step_benchmark)
+                                       run_peer_benchmark, run_step_benchmark)
+from densecl_plugin.utils.cli import add_step_args  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--depth', type=int, default=50, help='ResNet depth')
-    p.add_argument('--batch', type=int, default=8, help='images per step')
-    p.add_argument('--size', type=int, default=224, help='input side (px)')
-    p.add_argument('--queue-len', type=int, default=65536, help='K')
-    p.add_argument('--iters', type=int, default=10,
-                   help='timed steps per model')
-    p.add_argument('--warmup', type=int, default=2,
-                   help='untimed steps per model first')
-    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    add_step_args(p)
     p.add_argument('--amp', action='store_true', help='bf16 autocast')
     p.add_argument('--threads', type=int, default=None,
                    help='torch CPU threads (default: torch\'s choice)')
@@ -53,18 +55,37 @@ def parse_args(argv=None):
                    help='autocast dtype of the amp option (fp16: with loss '
                    'scaling, GPU only)')
     p.add_argument('--no-peak', action='store_true',
-                   help='--options: skip the peak-memory passes')
+                   help='skip the peak-memory passes (of the steps, or of '
+                   'the --options variants)')
+    p.add_argument('--memory-only', action='store_true',
+                   help='only the peak step memory of both models (one '
+                   'untimed step each first)')
+    p.add_argument('--peer', action='store_true',
+                   help="our DenseCL and MoCo v2 against mmpretrain 1.2's "
+                   '(same weights, queues and views, steps interleaved; '
+                   'needs pip install mmpretrain==1.2.0)')
+    p.add_argument('--torchvision-standin', metavar='DIR', default=None,
+                   help='--peer: a directory with a stand-in torchvision '
+                   'package (e.g. tests/peers/standin), needed when no '
+                   'torchvision build matching the installed torch is '
+                   'installed (mmpretrain imports torchvision but its models '
+                   'do not call it)')
     p.add_argument('--json', default=None, help='also write results here')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.peer:
+        return run_peer_benchmark(
+            args.depth, args.batch, args.size, args.queue_len, args.iters,
+            args.warmup, args.device, args.threads,
+            args.torchvision_standin, json_path=args.json)
     return run_step_benchmark(
         args.depth, args.batch, args.size, args.queue_len, args.iters,
         args.warmup, args.device, args.amp, args.threads, args.dense_rows,
         args.skip_steps, args.options, args.amp_dtype, peak=not args.no_peak,
-        json_path=args.json)
+        json_path=args.json, memory_only=args.memory_only)
 
 
 if __name__ == '__main__':

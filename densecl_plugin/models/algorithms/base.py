@@ -13,6 +13,7 @@ from densecl_plugin.registry import MODELS
 from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
                           concat_all_gather)
 from ..utils.momentum_encoder import MomentumEncoder
+from ..utils.profiling import region
 from ..utils.queue import enqueue_
 
 #: the default backbone of both algorithms: ResNet-50 C5 with plain BN that
@@ -266,10 +267,18 @@ class BaseMomentumContrast(BaseModel):
             list[Tensor]: :meth:`_encode_key`'s outputs in the order of
             ``im_k``.
         """
-        self.encoder_k.update(nn.Sequential(self.backbone, self.neck))
-        im_k, idx_unshuffle = batch_shuffle_ddp(im_k)  # Nx3xHxW
+        with region('key_forward'):
+            return self._shuffled_key_forward(im_k)
+
+    def _shuffled_key_forward(self, im_k: Tensor) -> List[Tensor]:
+        """:meth:`_key_forward` without its profiler region."""
+        with region('momentum_update'):
+            self.encoder_k.update(nn.Sequential(self.backbone, self.neck))
+        with region('shuffle'):
+            im_k, idx_unshuffle = batch_shuffle_ddp(im_k)  # Nx3xHxW
         outs = self._encode_key(im_k)
-        return batch_unshuffle_ddp(outs, idx_unshuffle)
+        with region('unshuffle'):
+            return batch_unshuffle_ddp(outs, idx_unshuffle)
 
     def _encode_key(self, im_k: Tensor) -> Sequence[Tensor]:
         """What the key encoder computes; each output of shape ``(N, ...)``."""

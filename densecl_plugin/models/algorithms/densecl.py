@@ -12,12 +12,29 @@ from ..utils.correspondence import (correspondence_accuracy,
                                     geometric_correspondence_from_samples,
                                     mutual_best_matches)
 from ..utils.feature_map import last_feature_map
+from ..utils.profiling import region
 from .base import BaseMomentumContrast
 
 #: a matching mode: ``(q_b, k_b, data_samples) -> (ind, valid)`` with the
 #: contract of :meth:`DenseCL._match`
 Matcher = Callable[[Tensor, Tensor, Optional[list]],
                    Tuple[Tensor, Optional[Tensor]]]
+
+
+def _neck_cells(neck, feats: tuple, query: bool) -> Tuple[Tensor, ...]:
+    """The neck's outputs with the dense branch as cells ``(N, S^2, D)``.
+
+    :class:`DenseCLNeck` gives them directly (``forward_query`` without the
+    pooled ``q2`` that the query side does not use, ``forward_cells``); any
+    other neck returning ``(q, q_grid (N, D, S^2), q2)`` is transposed.
+    """
+    method = getattr(neck, 'forward_query' if query else 'forward_cells',
+                     None)
+    if method is not None:
+        return method(feats)
+    q, q_grid, q2 = neck(feats)
+    q_grid = q_grid.transpose(1, 2)  # NxS^2xD
+    return (q, q_grid) if query else (q, q_grid, q2)
 
 
 def _cell_similarity(q_b: Tensor, k_b: Tensor) -> Tensor:
@@ -212,17 +229,24 @@ class DenseCL(BaseMomentumContrast):
         """Key encoder on the (shuffled) key view.
 
         Returns:
-            tuple[Tensor, ...]: ``k`` ``(N, D)``, ``k_grid`` ``(N, D,
-            S^2)``, ``k2`` ``(N, D)`` (all L2-normalised along D) and the
-            matching features ``k_b`` ``(N, C, S_h, S_w)``.
+            tuple[Tensor, ...]: ``k`` ``(N, D)``, ``k_grid`` ``(N, S^2,
+            D)`` (cells x dims, contiguous), ``k2`` ``(N, D)`` (all
+            L2-normalised along D) and the matching features ``k_b`` ``(N,
+            C, S_h, S_w)``.
         """
         backbone_k, neck_k = self.encoder_k.module
-        k_b = last_feature_map(backbone_k(im_k), 'DenseCL')  # NxCxHxW
-        k, k_grid, k2 = neck_k((k_b, ))  # NxD, NxDxS^2, NxD
-        k = F.normalize(k, dim=1)  # NxD
-        k_grid = F.normalize(k_grid, dim=1)  # NxDxS^2
-        k2 = F.normalize(k2, dim=1)  # NxD: pooled first, then normalised
-        return k, k_grid, k2, self.cell_features(k_b)
+        with region('key_backbone'):
+            k_b = last_feature_map(backbone_k(im_k), 'DenseCL')  # NxCxHxW
+        with region('key_neck'):
+            # NxD, NxS^2xD, NxD
+            k, k_grid, k2 = _neck_cells(neck_k, (k_b, ), query=False)
+        with region('normalize'):
+            k = F.normalize(k, dim=1)  # NxD
+            k_grid = F.normalize(k_grid, dim=2)  # NxS^2xD
+            k2 = F.normalize(k2, dim=1)  # NxD: pooled first, then normalised
+        with region('cell_features'):
+            k_b = self.cell_features(k_b)  # NxCxS_hxS_w
+        return k, k_grid, k2, k_b
 
     def _match(self, q_b: Tensor, k_b: Tensor, data_samples: Optional[list]
                ) -> Tuple[Tensor, Optional[Tensor]]:
@@ -296,27 +320,40 @@ class DenseCL(BaseMomentumContrast):
             when no query cell of the batch lies in its key view).
         """
         im_q, im_k = self._views(inputs, 'DenseCL')[:2]  # Nx3xHxW each
-        q_b = last_feature_map(self.backbone(im_q), 'DenseCL')  # NxCxHxW
-        q, q_grid, _ = self.neck((q_b, ))  # NxD, NxDxS^2 (q2 is not needed)
-        q = F.normalize(q, dim=1)  # NxD
-        q_grid = F.normalize(q_grid, dim=1)  # NxDxS^2
-        with torch.no_grad():
+        with region('query_backbone'):
+            q_b = last_feature_map(self.backbone(im_q), 'DenseCL')  # NxCxHxW
+        with region('query_neck'):
+            # NxD, NxS^2xD (cells x dims, contiguous); q2 is not needed
+            q, q_grid = _neck_cells(self.neck, (q_b, ), query=True)
+        with region('normalize'):
+            q = F.normalize(q, dim=1)  # NxD
+            q_grid = F.normalize(q_grid, dim=2)  # NxS^2xD
+        with region('cell_features'), torch.no_grad():
             q_b = self.cell_features(q_b.detach())  # NxCxS_hxS_w
 
-        k, k_grid, k2, k_b = self._key_forward(im_k)  # NxD, NxDxS^2, NxD, ..
+        # NxD, NxS^2xD, NxD, NxCxS_hxS_w
+        k, k_grid, k2, k_b = self._key_forward(im_k)
 
-        loss_single = self.head.loss_queue(q, k, self.queue)
+        with region('single_infonce'):
+            loss_single = self.head.loss_queue(q, k, self.queue)
 
-        ind, valid = self._match(q_b, k_b, data_samples)  # NxS^2, NxS^2
-        k_grid = k_grid.gather(2, ind[:, None, :].expand(
-            -1, k_grid.shape[1], -1))  # NxDxS^2: matched key cells
-        q_dense = q_grid.transpose(1, 2).reshape(-1, self.D)  # (N*S^2)xD
-        k_dense = k_grid.transpose(1, 2).reshape(-1, self.D)  # (N*S^2)xD
-        loss_dense = self.head.loss_queue(
-            q_dense, k_dense, self.queue2,
-            None if valid is None else valid.reshape(-1))
+        with region('matching'):
+            ind, valid = self._match(q_b, k_b, data_samples)  # NxS^2 x2
+        with region('gather'):
+            # (N*S^2)xD: the matched key cell of every query cell, one
+            # index_select of the flat cells (rows of D contiguous values)
+            N, S2 = ind.shape
+            offset = torch.arange(0, N * S2, S2, device=ind.device)  # N
+            k_dense = k_grid.reshape(N * S2, self.D).index_select(
+                0, (ind + offset[:, None]).reshape(-1))
+            q_dense = q_grid.reshape(N * S2, self.D)  # a view
+        with region('dense_infonce'):
+            loss_dense = self.head.loss_queue(
+                q_dense, k_dense, self.queue2,
+                None if valid is None else valid.reshape(-1))
 
-        self._dequeue_and_enqueue(queue=k, queue2=k2)
+        with region('enqueue'):
+            self._dequeue_and_enqueue(queue=k, queue2=k2)
         lam = self.loss_lambda
         losses = dict(loss_single=loss_single * (1 - lam),
                       loss_dense=loss_dense * lam)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from densecl_plugin.registry import MODELS
+from ..utils.profiling import region
 from .base import BaseMomentumContrast
 
 
@@ -40,7 +41,13 @@ class MoCoV2(BaseMomentumContrast):
 
     def _encode_key(self, im_k: Tensor) -> Tuple[Tensor]:
         """The normalised key ``k`` ``(N, D)`` of the (shuffled) key view."""
-        return (F.normalize(self.encoder_k(im_k)[0], dim=1), )  # NxD
+        backbone_k, neck_k = self.encoder_k.module
+        with region('key_backbone'):
+            k_b = backbone_k(im_k)
+        with region('key_neck'):
+            k = neck_k(k_b)[0]  # NxD
+        with region('normalize'):
+            return (F.normalize(k, dim=1), )  # NxD
 
     def loss(self, inputs: List[Tensor],
              data_samples: Optional[list] = None) -> dict:
@@ -55,10 +62,17 @@ class MoCoV2(BaseMomentumContrast):
             dict[str, Tensor]: ``loss``.
         """
         im_q, im_k = self._views(inputs, 'MoCoV2')[:2]  # Nx3xHxW each
-        q = F.normalize(self.neck(self.backbone(im_q))[0], dim=1)  # NxD
+        with region('query_backbone'):
+            q_b = self.backbone(im_q)
+        with region('query_neck'):
+            q = self.neck(q_b)[0]  # NxD
+        with region('normalize'):
+            q = F.normalize(q, dim=1)  # NxD
         k, = self._key_forward(im_k)  # NxD
-        loss = self.head.loss_queue(q, k, self.queue)
-        self._dequeue_and_enqueue(queue=k)
+        with region('single_infonce'):
+            loss = self.head.loss_queue(q, k, self.queue)
+        with region('enqueue'):
+            self._dequeue_and_enqueue(queue=k)
         return dict(loss=loss)
 
     def predict(self, inputs: Union[Tensor, Sequence[Tensor]],

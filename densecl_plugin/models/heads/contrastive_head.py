@@ -32,7 +32,7 @@ class ContrastiveHead(BaseModule):
         temperature (float): ``T``. Defaults to 0.1 (the configs of DenseCL
             and MoCo v2 set 0.2).
         chunk_size (int, optional): Rows per chunk of :meth:`loss_queue`.
-            Defaults to None (at most 64 MiB of float32 logits per chunk).
+            Defaults to None (at most 32 MiB of float32 logits per chunk).
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 

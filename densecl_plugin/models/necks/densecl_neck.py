@@ -2,12 +2,106 @@
 """The two-branch projection neck of DenseCL."""
 from typing import Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from densecl_plugin.registry import MODELS
 from ..utils.feature_map import last_feature_map
+from ..utils.profiling import region
 from .global_mlp_neck import GlobalMLPNeck
+
+
+#: cells per copied block when the backward of :class:`_CellMLP` reads the
+#: backbone map as cells (8 images of 7 x 7 cells: a 3.2 MiB block at C=2048)
+_BLOCK_CELLS = 392
+
+
+def _cell_mlp(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor,
+              b2: Tensor) -> Tuple[Tensor, Tensor]:
+    """``Linear -> ReLU -> Linear`` on the cells of ``x`` ``(N, C, S^2)``
+    as two single matrix products over all ``N * S^2`` cells (one copy of
+    the cells; ``F.linear`` on the transposed view would run ``N`` batched
+    products of ``S^2`` rows instead).
+
+    Returns:
+        tuple[Tensor, Tensor]: ``y`` ``(N, S^2, D)`` and the hidden ReLU
+        output ``(N * S^2, H)``.
+    """
+    N, C, S2 = x.shape
+    cells = x.transpose(1, 2).reshape(N * S2, C)  # (N*S^2)xC (a copy)
+    h = torch.addmm(b1, cells, w1.t())  # (N*S^2)xH
+    del cells
+    h.relu_()
+    y = torch.addmm(b2, h, w2.t())  # (N*S^2)xD
+    return y.view(N, S2, -1), h
+
+
+class _CellMLP(torch.autograd.Function):
+    """``Linear -> ReLU -> Linear`` on the cells of ``x`` ``(N, C, S^2)``.
+
+    The same arithmetic as ``F.linear`` on ``x.transpose(1, 2)``, with less
+    memory held into backward, where a step's peak lies (at the start of
+    backward, while every backbone activation is still alive):
+
+    - ``x`` itself is saved, not its ``(N*S^2, C)`` cells copy (``x`` is the
+      backbone's output, kept anyway by its last ReLU): forward makes the
+      copy for the first product and frees it, and backward reads the cells
+      again in blocks of :data:`_BLOCK_CELLS` rows for the weight gradient;
+    - backward runs in blocks of :data:`_BLOCK_CELLS` rows: the hidden
+      gradient exists one block at a time, and each block of the input
+      gradient is written over the hidden activation's block once its ReLU
+      mask has been read (the hidden width equals ``C`` in DenseCL; else a
+      new tensor).
+
+    At the peak one ``(N*S^2, C)``-sized tensor and two blocks are live
+    beyond MoCo v2's, where ``F.linear`` had three such tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor,
+                b2: Tensor) -> Tensor:
+        y, h = _cell_mlp(x, w1, b1, w2, b2)
+        ctx.save_for_backward(x, w1, w2)
+        ctx.h = h  # not a saved tensor: backward frees it early
+        return y  # NxS^2xD
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y: Tensor):
+        x, w1, w2 = ctx.saved_tensors
+        h = ctx.h  # (N*S^2)xH, the ReLU output
+        del ctx.h
+        N, C, S2 = x.shape
+        M, H = h.shape
+        need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
+        gy = grad_y.reshape(M, -1)  # (N*S^2)xD
+        gw2 = gy.t().mm(h) if need_w2 else None  # DxH
+        gb2 = gy.sum(0) if need_b2 else None  # D
+        gw1 = w1.new_zeros(w1.shape) if need_w1 else None  # HxC
+        gb1 = w1.new_zeros(H) if need_b1 else None  # H
+        # the input gradient takes the place of h, block by block, once a
+        # block's ReLU mask is read (when H == C, as in DenseCL)
+        gx = None
+        if need_x:
+            gx = h if H == C and h.dtype == w1.dtype else x.new_empty(M, C)
+        rows = max(1, _BLOCK_CELLS // S2) * S2  # whole images per block
+        for r in range(0, M, rows):
+            gh = gy[r:r + rows].mm(w2)  # bxH
+            gh.masked_fill_(h[r:r + rows] <= 0, 0)  # ReLU backward
+            if need_b1:
+                gb1.add_(gh.sum(0))
+            if need_w1:  # gh^T @ cells of these images (a block copy)
+                cells = x[r // S2:(r + rows) // S2].transpose(1, 2).reshape(
+                    -1, C)  # bxC
+                gw1.addmm_(gh.t(), cells)
+            if need_x:  # (not mm's out=, which FLOP counters skip)
+                gx[r:r + rows] = gh.mm(w1)  # bxC
+        del h
+        if need_x:  # NxCxS^2, a transposed view of the cells layout
+            gx = gx.view(N, S2, C).transpose(1, 2)
+        return gx, gw1, gb1, gw2, gb2
 
 
 @MODELS.register_module()
@@ -73,6 +167,33 @@ class DenseCLNeck(GlobalMLPNeck):
             or ``H = W``) and ``avgpooled_x2`` ``(N, D)`` (the dense branch
             averaged over the grid). None of them is normalised.
         """
+        avgpooled_x, x, avgpooled_x2 = self.forward_cells(x)
+        return avgpooled_x, x.transpose(1, 2), avgpooled_x2  # a view
+
+    def forward_cells(self, x: Union[Tensor, Sequence[Tensor]]
+                      ) -> Tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` with the dense branch as cells x dims.
+
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: ``avgpooled_x`` ``(N, D)``, the
+            dense branch ``(N, S^2, D)`` (contiguous: what DenseCL's loss
+            reads, one row of D values per cell; :meth:`forward` returns its
+            transpose, a view) and ``avgpooled_x2`` ``(N, D)``.
+        """
+        avgpooled_x, x = self.forward_query(x)  # NxD, NxS^2xD
+        with region('neck.dense_pool'):
+            avgpooled_x2 = x.mean(dim=1)  # NxD: avgpool2 over the cells
+        return avgpooled_x, x, avgpooled_x2
+
+    def forward_query(self, x: Union[Tensor, Sequence[Tensor]]
+                      ) -> Tuple[Tensor, Tensor]:
+        """The two branches without ``avgpooled_x2`` (which DenseCL's
+        query side does not use).
+
+        Returns:
+            tuple[Tensor, Tensor]: ``avgpooled_x`` ``(N, D)`` and the dense
+            branch ``(N, S^2, D)``, contiguous.
+        """
         x = last_feature_map(x, 'DenseCLNeck', self.in_channels)  # NxCxHxW
         if self.pool is not None and self.num_grid > min(x.shape[2:]):
             raise ValueError(
@@ -80,12 +201,11 @@ class DenseCLNeck(GlobalMLPNeck):
                 f'backbone feature map {tuple(x.shape[2:])}; use a smaller '
                 f'num_grid or larger inputs')
         avgpooled_x = self.global_embedding(x)  # NxD
-        if self.pool is not None:
-            x = self.pool(x)  # NxCxSxS
-        x = self._cellwise_mlp2(x.flatten(2).transpose(1, 2))  # NxS^2xD
-        x = x.transpose(1, 2)  # NxDxS^2 (a view)
-        avgpooled_x2 = self.avgpool2(x[..., None]).flatten(1)  # NxD
-        return avgpooled_x, x, avgpooled_x2  # NxD, NxDxS^2, NxD
+        with region('neck.dense'):
+            if self.pool is not None:
+                x = self.pool(x)  # NxCxSxS
+            x = self._cellwise_mlp2(x.flatten(2).transpose(1, 2))  # NxS^2xD
+        return avgpooled_x, x
 
     def _cellwise_mlp2(self, h: Tensor) -> Tensor:
         """``mlp2`` on cells ``(N, S^2, C)`` as matrix products.
@@ -95,8 +215,21 @@ class DenseCLNeck(GlobalMLPNeck):
         about 1.5x faster than ``conv2d`` for the dense head's shapes on a
         CPU. The output ``(N, S^2, D)`` transposes to ``(N, D, S^2)`` as a
         view whose rows, per cell, are contiguous, as DenseCL's dense loss
-        reads them.
+        reads them. With gradients (and no autocast) the three layers run as
+        one :class:`_CellMLP`, which holds less memory into backward.
         """
+        first, act, last = (tuple(self.mlp2) + (None, None, None))[:3]
+        fused = (len(self.mlp2) == 3 and isinstance(first, nn.Conv2d)
+                 and isinstance(act, nn.ReLU)
+                 and isinstance(last, nn.Conv2d)
+                 and first.bias is not None and last.bias is not None
+                 and not torch.is_autocast_enabled(h.device.type))
+        if fused:  # the same arithmetic as the loop below
+            args = (h.transpose(1, 2), first.weight.flatten(1), first.bias,
+                    last.weight.flatten(1), last.bias)
+            if torch.is_grad_enabled():  # less memory into backward
+                return _CellMLP.apply(*args)
+            return _cell_mlp(*args)[0]  # the key encoder
         for layer in self.mlp2:
             if isinstance(layer, nn.Conv2d):
                 h = F.linear(h, layer.weight.flatten(1), layer.bias)

@@ -5,6 +5,8 @@ from typing import Optional
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ..utils.profiling import region
+
 
 class GlobalMLPNeck(BaseModule):
     """``avgpool -> Linear -> ReLU -> Linear``, no BN: the global branch.
@@ -45,4 +47,5 @@ class GlobalMLPNeck(BaseModule):
         Returns:
             Tensor: Shape ``(N, D)``.
         """
-        return self.mlp(self.avgpool(x).flatten(1))  # NxD
+        with region('neck.global'):
+            return self.mlp(self.avgpool(x).flatten(1))  # NxD

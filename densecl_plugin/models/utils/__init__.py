@@ -2,7 +2,9 @@
 from .dist import batch_shuffle_ddp, batch_unshuffle_ddp, concat_all_gather
 from .feature_map import last_feature_map
 from .momentum_encoder import MomentumEncoder
+from .profiling import region
 from .queue import enqueue_
 
 __all__ = ['MomentumEncoder', 'enqueue_', 'concat_all_gather',
-           'batch_shuffle_ddp', 'batch_unshuffle_ddp', 'last_feature_map']
+           'batch_shuffle_ddp', 'batch_unshuffle_ddp', 'last_feature_map',
+           'region']

@@ -75,7 +75,8 @@ def batch_unshuffle_ddp(
     """Undo :func:`batch_shuffle_ddp` for one tensor or several at once.
 
     Several tensors (each ``(N, ...)``) are flattened and concatenated so
-    that a single all-gather moves them all.
+    that a single all-gather moves them all; in one process each is just
+    permuted (one copy, no packing).
 
     Args:
         x (Tensor | Sequence[Tensor]): Key-encoder outputs in shuffled order,
@@ -89,6 +90,9 @@ def batch_unshuffle_ddp(
     """
     single = isinstance(x, Tensor)
     tensors = [x] if single else list(x)
+    if dist.get_world_size() == 1:  # nothing to gather: one copy each
+        out = [t.index_select(0, idx_unshuffle) for t in tensors]
+        return out[0] if single else out
     N = tensors[0].shape[0]
     shapes = [t.shape[1:] for t in tensors]
     sizes = [t[0].numel() for t in tensors]

@@ -2,6 +2,7 @@
 """The momentum (key) encoder of MoCo and DenseCL."""
 import copy
 import warnings
+from typing import Optional
 
 import torch
 from torch import nn
@@ -59,6 +60,14 @@ class MomentumEncoder(nn.Module):
         self.module = copy.deepcopy(model)
         self.module.requires_grad_(False)
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+        # host-side copy of ``steps > 0``: None until read (once, or again
+        # after a state dict is loaded), so that updates after the first do
+        # not read the buffer on the host (a device synchronisation)
+        self._started: Optional[bool] = None
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._started = None  # ``steps`` may change
+        super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         """Run the key encoder (``self.module``)."""
@@ -82,7 +91,9 @@ class MomentumEncoder(nn.Module):
         """
         params_k = list(self.module.parameters())
         params_q = [p.detach() for p in model.parameters()]
-        if self.steps == 0:
+        if self._started is None:
+            self._started = bool(self.steps > 0)
+        if not self._started:
             if [p.shape for p in params_k] != [p.shape for p in params_q]:
                 raise ValueError(
                     'MomentumEncoder.update: the query encoder does not have '
@@ -91,4 +102,5 @@ class MomentumEncoder(nn.Module):
             torch._foreach_copy_(params_k, params_q)
         else:
             torch._foreach_lerp_(params_k, params_q, 1.0 - self.m)
+        self._started = True
         self.steps += 1

@@ -30,9 +30,11 @@ def enqueue_(queue: Tensor, queue_ptr: Tensor, keys: Tensor) -> None:
                          f'queue of shape {tuple(queue.shape)}, got '
                          f'{tuple(keys.shape)}')
     B = keys.shape[0]
-    ptr = int(queue_ptr[0])
-    idx = (ptr + torch.arange(B, device=queue.device)) % K  # B
+    # the columns are computed on the queue's device from the pointer
+    # tensor: the pointer is never read on the host (no synchronisation)
+    idx = torch.arange(B, device=queue.device).add_(
+        queue_ptr.to(queue.device)).remainder_(K)  # B
     if B > K:  # later keys would overwrite earlier ones: keep the last K
         keys, idx = keys[-K:], idx[-K:]  # KxD, K
     queue.index_copy_(1, idx, keys.t().to(queue.dtype))  # DxK
-    queue_ptr[0] = (ptr + B) % K
+    queue_ptr.add_(B).remainder_(K)

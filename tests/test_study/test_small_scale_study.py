@@ -1,0 +1,152 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""`small_scale_study.py --quick` end to end: real data, real MMEngine runs
+(2 budgets x 2 seeds x 2 arms, plus the random init), the report's
+structure, intervals recomputed from the per-seed numbers, and a resume
+that redoes only what is missing."""
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import pytest
+
+from densecl_plugin.data_prep import data_cache_dir
+from densecl_plugin.study import QUICK, estimate, measured_costs
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+METRICS = ['corr_acc', 'det_AP50', 'det_mAP', 'seg_mIoU', 'probe_acc']
+#: t_{0.975, df}, an independent table for when scipy is missing
+T_TABLE = {1: 12.7062047, 2: 4.3026527, 3: 3.1824463, 4: 2.7764451}
+
+
+def _t975(df):
+    try:
+        from scipy.stats import t
+    except ImportError:
+        return T_TABLE[df]
+    return float(t.ppf(0.975, df))
+
+
+def _study(work, data, *extra):
+    cmd = [sys.executable,
+           osp.join(REPO, 'tools', 'benchmarks', 'small_scale_study.py'),
+           '--quick', '--no-progress', '--work-dir', work, '--data-dir', data,
+           '--cache-dir', data_cache_dir(), *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, time.perf_counter() - t0
+
+
+@pytest.mark.slow  # 2.5-5 min on one core, depending on the load
+def test_quick_study_report_intervals_and_resume(tmp_path):
+    work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
+    proc, first = _study(work, data)
+    assert 'estimated wall time of the whole plan' in proc.stdout
+    assert 'ETA' in proc.stdout
+    with open(osp.join(work, 'results.json')) as f:
+        res = json.load(f)
+    budgets, seeds = res['budgets'], res['seeds']
+    assert budgets == [2, 4] and seeds == [0, 1]
+    assert res['metrics'] == METRICS
+
+    # every arm x budget x seed, once, with finite metrics in [0, 100]
+    runs = res['runs']
+    keys = sorted((r['arm'], r['budget'], r['seed']) for r in runs)
+    assert keys == sorted([('random', 0, s) for s in seeds] + [
+        (a, b, s) for a in ('mocov2', 'densecl') for b in budgets
+        for s in seeds])
+    for r in runs:
+        for m in METRICS + ['same_cell_acc', 'chance_acc']:
+            v = r['metrics'][m]
+            assert isinstance(v, float) and 0.0 <= v <= 100.0, (r, m)
+    # the random init is the exact init of that seed's DenseCL run, so its
+    # view pairs and hence the same-cell baseline are shared by all arms
+    assert len({r['metrics']['same_cell_acc'] for r in runs}) == 1
+    # separate runs per budget: each has its own checkpoint
+    ckpts = [r['checkpoint'] for r in runs if r['arm'] != 'random']
+    assert len(set(ckpts)) == len(ckpts) and all(map(osp.isfile, ckpts))
+    assert not any(f.startswith('iter_') for r in runs if r['arm'] != 'random'
+                   for f in os.listdir(osp.dirname(r['checkpoint'])))
+
+    # mean ± std per arm and budget, from the per-seed values
+    summary = {(s['arm'], s['budget']): s['metrics'] for s in res['summary']}
+    assert set(summary) == {('random', 0)} | {
+        (a, b) for a in ('mocov2', 'densecl') for b in budgets}
+    for (arm, bud), stats in summary.items():
+        for m in METRICS:
+            vals = [r['metrics'][m] for r in runs
+                    if r['arm'] == arm and r['budget'] == bud]
+            mean = sum(vals) / len(vals)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in vals) /
+                           (len(vals) - 1))
+            assert stats[m]['n'] == len(seeds)
+            assert math.isclose(stats[m]['mean'], mean, abs_tol=1e-9)
+            assert math.isclose(stats[m]['std'], sd, abs_tol=1e-9)
+
+    # the paired DenseCL - MoCo v2 intervals, recomputed independently
+    assert [p['budget'] for p in res['paired']] == budgets
+    for p in res['paired']:
+        for m in METRICS:
+            by_seed = {(r['arm'], r['seed']): r['metrics'][m] for r in runs
+                       if r['budget'] == p['budget']}
+            diffs = [by_seed[('densecl', s)] - by_seed[('mocov2', s)]
+                     for s in seeds]
+            n = len(diffs)
+            mean = sum(diffs) / n
+            sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+            half = _t975(n - 1) * sd / math.sqrt(n)
+            got = p['metrics'][m]
+            assert got['diffs'] == diffs and got['n'] == n
+            assert math.isclose(got['mean'], mean, abs_tol=1e-9)
+            assert math.isclose(got['lo'], mean - half, abs_tol=1e-6)
+            assert math.isclose(got['hi'], mean + half, abs_tol=1e-6)
+
+    # the correspondence curve over pre-training iterations (both arms,
+    # held-out; DenseCL also from CorrespondenceHook)
+    curves = res['curves']
+    assert curves['budget'] == max(budgets)
+    for algo in ('mocov2', 'densecl'):
+        assert curves[algo]['iters'] == [0, 2, 4]
+        assert all(s['n'] == len(seeds) for s in curves[algo]['held_out'])
+    assert curves['densecl']['train_iters'] == [1, 2, 3, 4]
+    assert curves['mocov2']['train_iters'] == []
+
+    # the markdown and the plots
+    with open(osp.join(work, 'results.md')) as f:
+        md = f.read()
+    assert '## Mean ± std over seeds' in md and '| DenseCL | 4 | 2 |' in md
+    assert 'DenseCL − MoCo v2, paired by seed' in md
+    assert 'lfw_subset' in md and 'separate run' in md
+    for name in ('metrics_vs_budget.png', 'correspondence_curve.png'):
+        path = osp.join(work, name)
+        with open(path, 'rb') as f:
+            assert f.read(8) == PNG_MAGIC
+        assert osp.getsize(path) > 10000
+
+    # a stop after one stage: only the missing stage runs again, and the
+    # report is the same
+    os.remove(osp.join(work, 'seed1', 'iters4', 'eval', 'densecl', 'probe',
+                       'result.json'))
+    proc, again = _study(work, data)
+    with open(osp.join(work, 'results.json')) as f:
+        second = json.load(f)
+    ran = [s for s in second['stages'] if not s['skipped']]
+    assert [s['stage'] for s in ran] == ['probe densecl']
+    assert len(second['stages']) == len(res['stages'])
+    assert second['runs'] == res['runs'] and second['paired'] == res['paired']
+    assert again < first
+
+    # the costs for the estimate, measured in this work dir's stages
+    costs = measured_costs(work)
+    assert 'measured in' in costs['source']
+    for key in ('pretrain_mocov2_per_iter', 'pretrain_densecl_per_iter',
+                'detection_per_iter', 'segmentation_per_iter'):
+        assert 0 < costs[key] < 60, (key, costs[key])
+    assert 'Estimated wall time of the quick study' in estimate(
+        QUICK, work, data, data_cache_dir(), calibrate=False)['text']
