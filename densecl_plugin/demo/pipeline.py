@@ -513,6 +513,11 @@ class Demo(StagedRun):
             f'{100 * corr["densecl"]["same_cell_accuracy"]:.1f} %); the '
             'random-init row is the exact initialisation DenseCL started '
             'from.',
+            'One seed: differences between the arms smaller than the '
+            'seed-to-seed spread cannot be read from this table (one seed '
+            'of the full demo takes most of its 20 minutes here); '
+            '`tools/benchmarks/small_scale_study.py` gives mean ± std over '
+            'seeds and paired 95 % intervals per budget.',
             f'Wall time: the {len(results)} stages took '
             f'{sum(r["stage_wall_time"] for r in results):.0f} s when they '
             f'ran; this invocation {wall_time:.0f} s ({reused} of them '

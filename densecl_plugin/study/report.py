@@ -323,7 +323,8 @@ def write_study_report(study, results: Dict[str, Any],
         f'Intervals: mean of the per-seed differences ± t_(0.975, n-1) · '
         'sd / sqrt(n); with 3 seeds t = 4.30, so only large, consistent '
         'differences exclude 0.',
-        f'Wall time: this invocation {wall_time:.0f} s, '
+        f'Wall time: this invocation {wall_time:.0f} s'
+        f'{_jobs_text(study)}, '
         f'{len(study.stage_status)} stages ({reused} reused), on '
         f'{os.cpu_count()} CPU cores (torch threads: '
         f'{_torch_threads()}).',
@@ -354,6 +355,27 @@ def write_study_report(study, results: Dict[str, Any],
               f'{files["correspondence_curve"]}')
     return dict(paths=dict(markdown=md_path, json=json_path, **files),
                 summary=summary, paired=paired, runs=runs)
+
+
+def _jobs_text(study: Any) -> str:
+    """`` with N parallel jobs (stages: X s of compute)`` or ``''``."""
+    jobs = getattr(study, 'jobs', 1)
+    if jobs <= 1:
+        return ''
+    compute = 0.0
+    for st in study.stage_status:
+        done = _read_result(st['result'])
+        compute += (done or {}).get('stage_wall_time', 0.0)
+    return (f' with {jobs} parallel jobs (the stages\' own wall times add '
+            f'up to {compute:.0f} s)')
+
+
+def _read_result(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _torch_threads() -> int:

@@ -29,6 +29,7 @@ import glob
 import json
 import os
 import os.path as osp
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -60,7 +61,9 @@ class StudySettings:
     Attributes:
         name (str): ``'full'``, ``'quick'`` or ``'calibration'``.
         budgets (tuple[int]): pre-training iterations, one separate run
-            each. Defaults to ``(250, 1000, 4000)``.
+            each. Defaults to ``(250, 1000, 2000)`` (with two jobs, the
+            study fits a 3-hour session on this 2-core machine; add
+            4000 with ``--budgets``, finished runs are reused).
         seeds (tuple[int]): seeds of the pre-training and fine-tuning runs
             (and of the random init). Defaults to ``(0, 1, 2)``.
         densecl_start_fraction (float): DenseCL's dense loss is switched on
@@ -92,7 +95,7 @@ class StudySettings:
             (optimizer state, ~2x the weights). Defaults to False.
     """
     name: str = 'full'
-    budgets: Sequence[int] = (250, 1000, 4000)
+    budgets: Sequence[int] = (250, 1000, 2000)
     seeds: Sequence[int] = (0, 1, 2)
     densecl_start_fraction: float = 0.1
     pretrain_batch_size: Optional[int] = None
@@ -397,50 +400,225 @@ class Study(StagedRun):
         return self.costs['correspondence_per_stage'] + \
             self.costs['probe_per_stage']
 
-    def planned_cost(self) -> float:
-        """The estimated seconds of the whole plan (:attr:`costs`)."""
+    def planned_cost(self, jobs: int = 1) -> float:
+        """The estimated seconds of the whole plan (:attr:`costs`), with
+        ``jobs`` parallel shards: the most loaded shard's. Defaults to 1."""
+        units = self.units()
+        costs = [self.unit_cost(*u) for u in units]
+        if jobs <= 1:
+            return sum(costs)
+        owner = assign_shards(units, costs, jobs)
+        return max(sum(c for u, c in zip(units, costs) if owner[u] == k)
+                   for k in range(jobs))
+
+    def units(self) -> List[Tuple[int, int]]:
+        """The plan's ``(seed, budget)`` units in run order (smallest
+        budget first). Each unit pre-trains and evaluates both arms; the
+        unit with a seed's smallest budget also runs that seed's random
+        init (it is evaluated on that DenseCL run's initial weights)."""
         s = self.settings
-        total = len(s.seeds) * (self._cost_finetune() + self._cost_eval())
-        for _ in s.seeds:
-            for budget in s.budgets:
-                for algo in ALGOS:
-                    total += self._cost_pretrain(algo, budget) + \
-                        self._cost_finetune() + self._cost_eval()
-        return total
+        return [(seed, budget) for budget in sorted(s.budgets)
+                for seed in s.seeds]
+
+    def unit_cost(self, seed: int, budget: int) -> float:
+        """The estimated seconds of one unit (:meth:`units`)."""
+        cost = sum(self._cost_pretrain(algo, budget) for algo in ALGOS) + \
+            len(ALGOS) * (self._cost_finetune() + self._cost_eval())
+        if budget == min(self.settings.budgets):
+            cost += self._cost_finetune() + self._cost_eval()
+        return cost
 
     # all -----------------------------------------------------------------
-    def run(self, costs: Optional[Dict[str, float]] = None
-            ) -> Dict[str, Any]:
+    def run(self, costs: Optional[Dict[str, float]] = None,
+            shard: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
         """Run (or reuse) every stage, then write the report.
 
         Args:
             costs (dict, optional): per-unit costs for the ETA (see
                 :func:`measured_costs`). Defaults to those measured in this
                 work dir, else :data:`DEFAULT_COSTS`.
+            shard (tuple[int, int], optional): ``(i, n)``: run only the
+                units :func:`assign_shards` gives to shard ``i`` of ``n``
+                (0-based) and write no report (:func:`run_study` with
+                ``jobs=n`` runs the shards in parallel, then the report).
+                Defaults to None (everything).
+
+        Returns:
+            dict: the report (see :func:`~.report.write_study_report`), or
+            for a shard ``units`` (the ``(seed, budget)`` pairs it ran) and
+            ``wall_time``.
         """
         from .report import write_study_report
         s = self.settings
         os.makedirs(self.work_dir, exist_ok=True)
         self.costs = costs or measured_costs(self.work_dir) or DEFAULT_COSTS
-        self._planned = self.planned_cost()
+        units = self.units()
+        what = ''
+        if shard is not None:
+            owner = assign_shards(
+                units, [self.unit_cost(*u) for u in units], shard[1])
+            units = [u for u in units if owner[u] == shard[0]]
+            what = f' shard {shard[0] + 1}/{shard[1]}: units {units};'
+        self._planned = sum(self.unit_cost(*u) for u in units)
         self.say(f'Small-scale study ({s.name}): budgets {list(s.budgets)}, '
-                 f'seeds {list(s.seeds)}; work dir {self.work_dir}, logs in '
-                 f'{self.log_file}')
+                 f'seeds {list(s.seeds)};{what} work dir {self.work_dir}, '
+                 f'logs in {self.log_file}')
         self.say(f'  estimated wall time of the whole plan: '
                  f'{fmt_duration(self._planned)} (costs: '
                  f'{self.costs.get("source", "defaults")})')
         self.data()
         results: Dict[str, Any] = dict(random={}, mocov2={}, densecl={})
-        for budget in sorted(s.budgets):
-            for seed in s.seeds:
-                out = self.run_budget(seed, budget)
-                for algo in ALGOS:
-                    results[algo].setdefault(budget, {})[seed] = out[algo]
-                if seed not in results['random']:
-                    results['random'][seed] = self.run_random(
-                        seed, out['densecl']['pretrain'])
+        smallest = min(s.budgets)
+        for seed, budget in units:
+            out = self.run_budget(seed, budget)
+            for algo in ALGOS:
+                results[algo].setdefault(budget, {})[seed] = out[algo]
+            if budget == smallest:
+                results['random'][seed] = self.run_random(
+                    seed, out['densecl']['pretrain'])
         wall = time.perf_counter() - self._t0
+        if shard is not None:
+            self.say(f'Shard {shard[0] + 1}/{shard[1]} done in '
+                     f'{fmt_duration(wall)}.')
+            return dict(units=units, wall_time=wall)
         return write_study_report(self, results, wall)
+
+
+def assign_shards(units: Sequence[Tuple[int, int]],
+                  costs: Sequence[float], n: int) -> Dict[Tuple[int, int],
+                                                          int]:
+    """Split the units over ``n`` parallel shards, balancing their
+    estimated cost (longest first, each to the least-loaded shard; ties to
+    the lower shard), so every shard process computes the same split.
+
+    Args:
+        units (Sequence[tuple[int, int]]): ``(seed, budget)`` pairs.
+        costs (Sequence[float]): their estimated seconds.
+        n (int): shards (>= 1).
+
+    Returns:
+        dict: unit -> shard index in ``[0, n)``.
+    """
+    if n < 1:
+        raise ValueError(f'the number of shards must be >= 1, got {n}')
+    if len(units) != len(costs):
+        raise ValueError(f'{len(units)} units but {len(costs)} costs')
+    load = [0.0] * n
+    owner: Dict[Tuple[int, int], int] = {}
+    order = sorted(range(len(units)), key=lambda i: (-costs[i], i))
+    for i in order:
+        k = min(range(n), key=lambda j: (load[j], j))
+        owner[tuple(units[i])] = k
+        load[k] += costs[i]
+    return owner
+
+
+def _run_shard(kwargs: Dict[str, Any], shard: Tuple[int, int],
+               log_path: str, threads: int) -> None:
+    """One shard process of :func:`run_study` (``jobs > 1``): its console
+    goes to ``log_path``."""
+    import threading
+
+    import torch
+    torch.set_num_threads(threads)
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        # the parent was killed (not even SIGTERM reached it): stop, the
+        # finished stages stay and a rerun resumes
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os._exit(3)
+
+    threading.Thread(target=orphaned, daemon=True).start()
+    with open(log_path, 'a', buffering=1) as console:
+        sys.stdout = sys.stderr = console
+        print(f'shard {shard[0] + 1}/{shard[1]}: pid {os.getpid()}',
+              file=console)
+        settings = kwargs.pop('settings')
+        study = Study(kwargs.pop('work_dir'), kwargs.pop('data_dir'),
+                      kwargs.pop('cache_dir'), settings, console=console,
+                      show_progress=False, **kwargs)
+        study.run(shard=shard)
+
+
+def run_parallel(settings: StudySettings, work_dir: str, data_dir: str,
+                 cache_dir: Optional[str], jobs: int, force: bool = False,
+                 configs_dir: Optional[str] = None,
+                 show_progress: bool = True, poll_s: float = 30.0
+                 ) -> Dict[str, Any]:
+    """Run the plan's units in ``jobs`` parallel processes (spawned, one
+    torch thread each unless the cores allow more), then write the report
+    in this process (every stage then is reused).
+
+    Each shard's stage and ETA lines go to ``<work_dir>/shard<i>of<n>.log``;
+    this process prints each shard's latest line every ``poll_s`` seconds.
+    A failing shard stops nothing else; the error names its log, and a
+    rerun resumes every shard where it stopped.
+    """
+    import multiprocessing as mp
+    os.makedirs(work_dir, exist_ok=True)
+    console = sys.stdout
+    t0 = time.perf_counter()
+    # build the data once, before the shards read it
+    Study(work_dir, data_dir, cache_dir, settings,
+          show_progress=show_progress).data()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = mp.get_context('spawn')
+    procs, logs = [], []
+    for i in range(jobs):
+        log_path = osp.join(work_dir, f'shard{i + 1}of{jobs}.log')
+        logs.append(log_path)
+        kwargs = dict(settings=settings, work_dir=work_dir,
+                      data_dir=data_dir, cache_dir=cache_dir, force=force,
+                      configs_dir=configs_dir)
+        proc = ctx.Process(target=_run_shard, name=f'study-shard{i + 1}',
+                           args=(kwargs, (i, jobs), log_path, threads))
+        proc.start()
+        procs.append(proc)
+    print(f'Small-scale study: {jobs} shards in parallel ({threads} torch '
+          f'thread(s) each); their logs: {", ".join(logs)}', file=console,
+          flush=True)
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=poll_s / len(procs))
+            for i, log_path in enumerate(logs):
+                last = _last_line(log_path, '  study ')
+                if last:
+                    print(f'  shard {i + 1}/{jobs}:{last[7:]}',
+                          file=console, flush=True)
+    except BaseException:  # Ctrl-C, SIGTERM: no shard outlives us
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode]
+    if failed:
+        raise RuntimeError('study shard(s) failed: ' + '; '.join(
+            f'shard {i + 1}/{jobs} exit code {code}, see {logs[i]}'
+            for i, code in failed) + '; rerun to resume')
+    study = Study(work_dir, data_dir, cache_dir, settings, force=False,
+                  configs_dir=configs_dir, show_progress=show_progress)
+    study._t0 = t0
+    study.jobs = jobs
+    return study.run()
+
+
+def _last_line(path: str, prefix: str) -> Optional[str]:
+    """The last line of ``path`` that starts with ``prefix``."""
+    if not osp.exists(path):
+        return None
+    with open(path, errors='replace') as f:
+        lines = [ln.rstrip('\n') for ln in f if ln.startswith(prefix)]
+    return lines[-1] if lines else None
 
 
 def _read_json(path: str) -> Optional[Dict[str, Any]]:
@@ -532,7 +710,7 @@ def measured_costs(work_dir: str) -> Optional[Dict[str, float]]:
 def estimate(settings: StudySettings, work_dir: str, data_dir: str,
              cache_dir: Optional[str], calibrate: bool = True,
              console: Optional[TextIO] = None,
-             show_progress: bool = True) -> Dict[str, Any]:
+             show_progress: bool = True, jobs: int = 1) -> Dict[str, Any]:
     """The expected wall time of ``settings``' plan.
 
     Uses the costs measured in ``work_dir``; when there are none and
@@ -556,14 +734,15 @@ def estimate(settings: StudySettings, work_dir: str, data_dir: str,
         costs = measured_costs(work_dir)
     study = Study(work_dir, data_dir, cache_dir, settings, console=console)
     study.costs = costs or DEFAULT_COSTS
-    seconds = study.planned_cost()
+    seconds = study.planned_cost(jobs)
     n_runs = len(settings.seeds) * (len(settings.budgets) * len(ALGOS) * 3 +
                                     2)
     c = study.costs
     text = (f'Estimated wall time of the {settings.name} study '
             f'(budgets {list(settings.budgets)}, seeds '
             f'{list(settings.seeds)}; {n_runs} training runs): '
-            f'{fmt_duration(seconds)} on this machine.\n'
+            f'{fmt_duration(seconds)} on this machine'
+            f'{f" with {jobs} parallel jobs" if jobs > 1 else ""}.\n'
             f'  pre-training {c["pretrain_mocov2_per_iter"]:.2f} s/iter '
             f'(MoCo v2), {c["pretrain_densecl_per_iter"]:.2f} s/iter '
             f'(DenseCL); held-out curve {c["curve_per_pair"]:.2f} s per '
@@ -586,7 +765,7 @@ def run_study(quick: bool = False, force: bool = False,
               budgets: Optional[Sequence[int]] = None,
               seeds: Optional[Sequence[int]] = None,
               only_estimate: bool = False, configs_dir: Optional[str] = None,
-              show_progress: bool = True) -> Dict[str, Any]:
+              show_progress: bool = True, jobs: int = 1) -> Dict[str, Any]:
     """Run (or resume) the study, or only estimate its wall time.
 
     Args:
@@ -602,10 +781,16 @@ def run_study(quick: bool = False, force: bool = False,
             first if nothing was measured yet) and stop. Defaults to False.
         configs_dir (str, optional): ``configs/``.
         show_progress (bool): progress bars. Defaults to True.
+        jobs (int): run the plan in this many parallel processes
+            (:func:`run_parallel`; on a machine with N cores, N jobs of one
+            thread each are faster than one job of N threads for these
+            small models). Defaults to 1.
 
     Returns:
         dict: the report (``paths``, ...) or the estimate.
     """
+    if jobs < 1:
+        raise ValueError(f'jobs must be >= 1, got {jobs}')
     settings = QUICK if quick else FULL
     if budgets:
         settings = replace(settings, budgets=tuple(int(b) for b in budgets))
@@ -620,12 +805,16 @@ def run_study(quick: bool = False, force: bool = False,
         else 'small_scale_study')
     if only_estimate:
         return estimate(settings, work_dir, data_dir, cache_dir,
-                        show_progress=show_progress)
+                        show_progress=show_progress, jobs=jobs)
+    if jobs > 1:
+        return run_parallel(settings, work_dir, data_dir, cache_dir, jobs,
+                            force=force, configs_dir=configs_dir,
+                            show_progress=show_progress)
     study = Study(work_dir, data_dir, cache_dir, settings, force=force,
                   configs_dir=configs_dir, show_progress=show_progress)
     return study.run()
 
 
 __all__ = ['ARMS', 'CALIBRATION', 'DATA_SEED', 'FULL', 'QUICK', 'Study',
-           'StudySettings', 'estimate', 'fmt_duration', 'measured_costs',
-           'run_study']
+           'StudySettings', 'assign_shards', 'estimate', 'fmt_duration',
+           'measured_costs', 'run_parallel', 'run_study']

@@ -59,6 +59,7 @@ def test_quick_demo_end_to_end(tmp_path):
     with open(osp.join(work, 'results.md')) as f:
         table = f.read()
     assert '| DenseCL |' in table and 'seeds:' in table
+    assert 'One seed:' in table and 'small_scale_study.py' in table
     assert 'the 9 stages took' in table and '(0 of them reused)' in table
     assert '| backbone init |' in out  # printed too
     assert 'Outputs:' in out and osp.join(work, 'results.md') in out

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 import time
@@ -46,14 +47,22 @@ def _study(work, data, *extra):
 @pytest.mark.slow  # 2.5-5 min on one core, depending on the load
 def test_quick_study_report_intervals_and_resume(tmp_path):
     work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
-    proc, first = _study(work, data)
+    # two parallel shards, then the report in the parent (stages reused)
+    proc, first = _study(work, data, '--jobs', '2')
+    assert '2 shards in parallel' in proc.stdout
     assert 'estimated wall time of the whole plan' in proc.stdout
     assert 'ETA' in proc.stdout
+    for i in (1, 2):
+        with open(osp.join(work, f'shard{i}of2.log')) as f:
+            log = f.read()
+        assert f'shard {i}/2: units [' in log and f'Shard {i}/2 done' in log
     with open(osp.join(work, 'results.json')) as f:
         res = json.load(f)
     budgets, seeds = res['budgets'], res['seeds']
     assert budgets == [2, 4] and seeds == [0, 1]
     assert res['metrics'] == METRICS
+    assert all(st['skipped'] for st in res['stages'])  # the shards ran them
+    assert 'with 2 parallel jobs' in ' '.join(res['notes'])
 
     # every arm x budget x seed, once, with finite metrics in [0, 100]
     runs = res['runs']
@@ -150,3 +159,61 @@ def test_quick_study_report_intervals_and_resume(tmp_path):
         assert 0 < costs[key] < 60, (key, costs[key])
     assert 'Estimated wall time of the quick study' in estimate(
         QUICK, work, data, data_cache_dir(), calibrate=False)['text']
+
+
+def _shard_pids(work, jobs, timeout=120.0):
+    """The shard processes' pids, from their logs' first lines."""
+    deadline = time.monotonic() + timeout
+    pids = {}
+    while len(pids) < jobs and time.monotonic() < deadline:
+        for i in range(1, jobs + 1):
+            path = osp.join(work, f'shard{i}of{jobs}.log')
+            if i not in pids and osp.exists(path):
+                with open(path) as f:
+                    first = f.readline()
+                if ' pid ' in first:
+                    pids[i] = int(first.split(' pid ')[1])
+        time.sleep(0.5)
+    assert len(pids) == jobs, f'no shard pids in {work} after {timeout} s'
+    return list(pids.values())
+
+
+def _gone(pid, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie of an already-dead parent is reaped by init
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                if f.read().split(') ')[1].startswith('Z'):
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.mark.slow  # ~1 min: two quick studies started and stopped
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])
+def test_parallel_study_leaves_no_shard_behind(tmp_path, signum):
+    """A stopped parent (SIGTERM: it terminates its shards; SIGKILL: each
+    shard notices it is orphaned) leaves no process burning the cores."""
+    work, data = str(tmp_path / 'work'), str(tmp_path / 'data')
+    cmd = [sys.executable,
+           osp.join(REPO, 'tools', 'benchmarks', 'small_scale_study.py'),
+           '--quick', '--no-progress', '--jobs', '2', '--work-dir', work,
+           '--data-dir', data, '--cache-dir', data_cache_dir()]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        pids = _shard_pids(work, 2, timeout=300)
+        proc.send_signal(signum)
+        proc.wait(timeout=60)
+        for pid in pids:
+            assert _gone(pid), f'shard pid {pid} still runs after {signum}'
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -7,9 +7,11 @@ import torch
 
 from densecl_plugin.study.probe import (linear_probe, probe_data,
                                         stratified_folds)
+import pytest
+
 from densecl_plugin.study.study import (FULL, DEFAULT_COSTS, Study,
-                                        densecl_start_iters, fmt_duration,
-                                        measured_costs)
+                                        assign_shards, densecl_start_iters,
+                                        fmt_duration, measured_costs)
 
 
 def test_stratified_folds_balance_classes():
@@ -69,5 +71,41 @@ def test_measured_costs_and_plan(tmp_path):
                        curve_per_pair=0.0)
     base = study.planned_cost()
     study.costs['pretrain_densecl_per_iter'] = 2.0
-    # every seed pre-trains DenseCL for 250 + 1000 + 4000 iterations
-    assert study.planned_cost() - base == 3 * 5250
+    # every seed pre-trains DenseCL for 250 + 1000 + 2000 iterations
+    assert study.planned_cost() - base == 3 * 3250
+    # the plan is the sum of its units; the random init rides with each
+    # seed's smallest budget
+    units = study.units()
+    assert units == [(s, b) for b in (250, 1000, 2000) for s in (0, 1, 2)]
+    costs = [study.unit_cost(*u) for u in units]
+    assert abs(sum(costs) - study.planned_cost()) < 1e-6
+    random = study._cost_finetune() + study._cost_eval()
+    # 750 more iterations of MoCo v2 (1 s each) and DenseCL (2 s each)
+    assert abs(costs[3] - costs[0] + random - 750 * (1.0 + 2.0)) < 1e-6
+    # two jobs: the busier shard's share, at least half of the whole
+    two = study.planned_cost(jobs=2)
+    assert study.planned_cost() / 2 <= two < study.planned_cost()
+    owner = assign_shards(units, costs, 2)
+    assert two == max(sum(c for u, c in zip(units, costs) if owner[u] == k)
+                      for k in (0, 1))
+
+
+def test_assign_shards_covers_every_unit_once_and_balances():
+    units = [(s, b) for b in (1, 2, 3) for s in (0, 1)]
+    costs = [1.0, 1.0, 2.0, 2.0, 4.0, 4.0]
+    owner = assign_shards(units, costs, 2)
+    assert set(owner) == set(units) and set(owner.values()) == {0, 1}
+    loads = [sum(c for u, c in zip(units, costs) if owner[u] == k)
+             for k in (0, 1)]
+    assert loads == [7.0, 7.0]
+    # longest first, ties to the lower shard: the same split every call
+    assert owner == assign_shards(units, costs, 2)
+    assert owner[(0, 3)] == 0 and owner[(1, 3)] == 1
+    # one shard takes all; more shards than units leaves some empty
+    assert set(assign_shards(units, costs, 1).values()) == {0}
+    many = assign_shards(units, costs, 8)
+    assert sorted(many.values()) == list(range(6))
+    with pytest.raises(ValueError, match='shards must be >= 1'):
+        assign_shards(units, costs, 0)
+    with pytest.raises(ValueError, match='6 units but 5 costs'):
+        assign_shards(units, costs[:5], 2)

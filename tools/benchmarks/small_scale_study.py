@@ -2,7 +2,7 @@
 """A seeded small-scale study: DenseCL vs MoCo v2 vs random init (issue 13).
 
     python tools/benchmarks/small_scale_study.py [--quick] [--estimate]
-        [--budgets 250 1000 4000] [--seeds 0 1 2] [--force]
+        [--budgets 250 1000 2000] [--seeds 0 1 2] [--jobs N] [--force]
         [--work-dir DIR] [--data-dir DIR] [--cache-dir DIR] [--no-progress]
 
 Pre-trains MoCo v2 and DenseCL (the demo's configs) at several budgets and
@@ -36,9 +36,13 @@ def parse_args(argv=None) -> argparse.Namespace:
               force='redo runs that are already finished')
     parser.add_argument('--budgets', type=int, nargs='+', default=None,
                         help='pre-training iterations (default 250 1000 '
-                        '4000; quick: 2 4)')
+                        '2000; quick: 2 4)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None,
                         help='seeds (default 0 1 2; quick: 0 1)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='parallel processes, e.g. the number of cores '
+                        '(each runs a balanced share of the (seed, budget) '
+                        'runs, then this one writes the report; default 1)')
     add_demo_dirs(parser, 'results (default work_dirs/small_scale_study)',
                   'the demo data sets (built if missing)')
     return parser.parse_args(argv)
@@ -49,7 +53,7 @@ def main(argv=None) -> dict:
     return run_study(quick=args.quick, force=args.force,
                      work_dir=args.work_dir, data_dir=args.data_dir,
                      cache_dir=args.cache_dir, budgets=args.budgets,
-                     seeds=args.seeds, only_estimate=args.estimate,
+                     seeds=args.seeds, only_estimate=args.estimate, jobs=args.jobs,
                      show_progress=not args.no_progress)
 
 
