@@ -297,6 +297,8 @@ def write_study_report(study, results: Dict[str, Any],
     reused = sum(st['skipped'] for st in study.stage_status)
     any_corr = next(r for r in results['random'].values())['correspondence']
     any_probe = next(r for r in results['random'].values())['probe']
+    threads = '' if getattr(study, 'jobs', 1) > 1 else \
+        f' (torch threads: {_torch_threads()})'
     notes = [
         f'{s.name} study: seeds {list(s.seeds)} (pre-training and '
         f'fine-tuning `randomness.seed`; data splits {m.get("seed")}); '
@@ -326,8 +328,7 @@ def write_study_report(study, results: Dict[str, Any],
         f'Wall time: this invocation {wall_time:.0f} s'
         f'{_jobs_text(study)}, '
         f'{len(study.stage_status)} stages ({reused} reused), on '
-        f'{os.cpu_count()} CPU cores (torch threads: '
-        f'{_torch_threads()}).',
+        f'{os.cpu_count()} CPU cores{threads}.',
     ]
     title = 'Small-scale study: DenseCL vs MoCo v2 vs random init'
     md = format_markdown(summary, paired, notes, title)
@@ -366,8 +367,10 @@ def _jobs_text(study: Any) -> str:
     for st in study.stage_status:
         done = _read_result(st['result'])
         compute += (done or {}).get('stage_wall_time', 0.0)
-    return (f' with {jobs} parallel jobs (the stages\' own wall times add '
-            f'up to {compute:.0f} s)')
+    threads = getattr(study, 'shard_threads', None)
+    each = f' of {threads} torch thread(s) each' if threads else ''
+    return (f' with {jobs} parallel jobs{each} (the stages\' own wall '
+            f'times add up to {compute:.0f} s)')
 
 
 def _read_result(path: str) -> Optional[Dict[str, Any]]:

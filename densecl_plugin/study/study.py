@@ -608,7 +608,7 @@ def run_parallel(settings: StudySettings, work_dir: str, data_dir: str,
     study = Study(work_dir, data_dir, cache_dir, settings, force=False,
                   configs_dir=configs_dir, show_progress=show_progress)
     study._t0 = t0
-    study.jobs = jobs
+    study.jobs, study.shard_threads = jobs, threads
     return study.run()
 
 
