@@ -239,8 +239,9 @@ class StagedRun:
         if done is not None:
             if self.ANNOUNCE_REUSE:
                 self.say(f'  {name}: done before, reusing {result_file}')
-            self.stage_status.append(dict(stage=name, skipped=True,
-                                          result=result_file))
+            self.stage_status.append(dict(
+                stage=name, skipped=True, result=result_file,
+                wall_time=done.get('stage_wall_time', 0.0)))  # when it ran
             return done
         t0 = time.perf_counter()
         result = run()

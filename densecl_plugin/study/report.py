@@ -363,22 +363,11 @@ def _jobs_text(study: Any) -> str:
     jobs = getattr(study, 'jobs', 1)
     if jobs <= 1:
         return ''
-    compute = 0.0
-    for st in study.stage_status:
-        done = _read_result(st['result'])
-        compute += (done or {}).get('stage_wall_time', 0.0)
+    compute = sum(st['wall_time'] for st in study.stage_status)
     threads = getattr(study, 'shard_threads', None)
     each = f' of {threads} torch thread(s) each' if threads else ''
     return (f' with {jobs} parallel jobs{each} (the stages\' own wall '
             f'times add up to {compute:.0f} s)')
-
-
-def _read_result(path: str) -> Optional[Dict[str, Any]]:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def _torch_threads() -> int:

@@ -233,7 +233,8 @@ class Study(StagedRun):
         self._done_estimate += cost
         if any(not st['skipped'] for st in new):
             self._ran_estimate += cost
-            self._ran_actual += sum(st.get('wall_time', 0.0) for st in new)
+            self._ran_actual += sum(st['wall_time'] for st in new
+                                    if not st['skipped'])
         speed = self._ran_actual / self._ran_estimate \
             if self._ran_estimate > 0 else 1.0
         eta = max(self._planned - self._done_estimate, 0.0) * speed

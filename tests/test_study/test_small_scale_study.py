@@ -62,6 +62,9 @@ def test_quick_study_report_intervals_and_resume(tmp_path):
     assert budgets == [2, 4] and seeds == [0, 1]
     assert res['metrics'] == METRICS
     assert all(st['skipped'] for st in res['stages'])  # the shards ran them
+    for st in res['stages']:  # a reused stage keeps the time it took
+        with open(st['result']) as f:
+            assert st['wall_time'] == json.load(f)['stage_wall_time'] > 0
     assert 'with 2 parallel jobs' in ' '.join(res['notes'])
 
     # every arm x budget x seed, once, with finite metrics in [0, 100]
