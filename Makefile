@@ -7,7 +7,7 @@ export VENV
 # makes steps several times slower (measured 6 s -> 1.2 s per DenseCL R18 step)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: env demo test test-fast clean-env
+.PHONY: env demo test test-fast lint clean-env
 
 env:
 	@bash tools/setup_env.sh
@@ -23,6 +23,12 @@ test: env
 ## make test-fast: everything but the tests marked slow
 test-fast: env
 	$(PY) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
+
+## make lint: ruff (pycodestyle + pyflakes) and isort's import order, as CI
+## runs them (settings: pyproject.toml); `--fix` / `isort .` to apply
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/isort --check-only --diff .
 
 clean-env:
 	rm -rf $(VENV)
