@@ -2,26 +2,28 @@
 """Measurement: what the tools under ``tools/analysis/`` run.
 
 - :mod:`.step`: step time and peak memory of DenseCL against MoCo v2, and of
-  the dense loss alone (``benchmark_step.py``); :mod:`.options`: the speed
-  options (AMP, channels-last, ``torch.compile``) compared
-  (``benchmark_step.py --options``);
+  the dense loss alone; :mod:`.options`: the speed options (AMP,
+  channels-last, ``torch.compile``) compared; :mod:`.step_benchmark`: what
+  ``benchmark_step.py`` runs (either of them, ``--options`` the latter);
 - :mod:`.flops`: FLOPs and bytes of a step, and the run time they imply
   (``flops.py``);
 - :mod:`.pipeline`: images/s of the two-view data pipeline, side by side
   with an earlier revision's transforms (``benchmark_pipeline.py``);
-- :mod:`.profile`: per-region profile of a DenseCL and a MoCo v2 step
+- :mod:`.step_profile`: per-region profile of a DenseCL and a MoCo v2 step
   (``profile_step.py``);
 - :mod:`.peer`: our steps against mmpretrain 1.2's DenseCL and MoCo
   (``benchmark_step.py --peer``; needs ``mmpretrain==1.2.0``);
-- :mod:`.models`: the DenseCL / MoCo v2 pair they all measure.
+- :mod:`.models`: the DenseCL / MoCo v2 pair they all measure;
+- :mod:`.measure`: the helpers they share (:func:`~.measure.sync`,
+  :func:`~.measure.mib`).
 """
 from .flops import (GPU_PEAK_TFLOPS, IMAGENET_TRAIN, count_flops,
                     implied_efficiency, loss_costs, run_flops_estimate,
                     run_time, step_costs)
+from .measure import mib, sync
 from .models import build_model, model_kwargs
 from .peer import (benchmark_peer, build_peer, format_peer_report,
                    import_mmpretrain, run_peer_benchmark)
-from .profile import format_profile, profile_models, run_step_profile
 from .options import (AMP_DTYPES, OPTIONS, benchmark_options,
                       format_options_report, option_variants)
 from .pipeline import (DEFAULT_CONFIG, Variant, load_baseline_transforms,
@@ -29,8 +31,10 @@ from .pipeline import (DEFAULT_CONFIG, Variant, load_baseline_transforms,
                        run_pipeline_benchmark, timed_pipeline)
 from .step import (benchmark_dense_loss, benchmark_memory, benchmark_models,
                    build_models, format_memory_report, format_report,
-                   grid_cells, peak_memory, precision_step,
-                   run_step_benchmark, state_bytes, train_step)
+                   grid_cells, peak_memory, precision_step, state_bytes,
+                   train_step)
+from .step_benchmark import run_step_benchmark
+from .step_profile import format_profile, profile_models, run_step_profile
 
 __all__ = [
     'AMP_DTYPES', 'DEFAULT_CONFIG', 'GPU_PEAK_TFLOPS', 'IMAGENET_TRAIN',
@@ -40,9 +44,10 @@ __all__ = [
     'build_peer', 'count_flops', 'format_options_report',
     'format_peer_report', 'format_profile', 'format_report', 'grid_cells',
     'implied_efficiency', 'import_mmpretrain', 'load_baseline_transforms',
-    'loss_costs', 'measure_single', 'measure_workers', 'model_kwargs',
+    'loss_costs', 'measure_single', 'mib', 'measure_workers', 'model_kwargs',
     'option_variants', 'peak_memory', 'precision_step', 'profile_models',
     'reduced_decode_study', 'run_flops_estimate', 'run_peer_benchmark',
     'run_pipeline_benchmark', 'run_step_benchmark', 'run_step_profile',
-    'run_time', 'state_bytes', 'step_costs', 'timed_pipeline', 'train_step'
+    'run_time', 'state_bytes', 'step_costs', 'sync', 'timed_pipeline',
+    'train_step'
 ]

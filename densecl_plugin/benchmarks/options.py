@@ -3,8 +3,8 @@
 ``torch.compile`` of the backbones, each alone and all together.
 
 What ``tools/analysis/benchmark_step.py --options`` does (through
-:func:`~.step.run_step_benchmark`): every variant runs DenseCL and MoCo v2
-with the same initial weights, all steps interleaved.
+:func:`~.step_benchmark.run_step_benchmark`): every variant runs DenseCL and
+MoCo v2 with the same initial weights, all steps interleaved.
 """
 import statistics
 import time
@@ -12,8 +12,9 @@ from typing import Callable, Dict, Sequence
 
 import torch
 
-from .step import (_mib, _sync, benchmark_dense_loss, build_models,
-                   grid_cells, peak_memory, precision_step, state_bytes)
+from .measure import mib, sync
+from .step import (benchmark_dense_loss, build_models, grid_cells,
+                   peak_memory, precision_step, state_bytes)
 
 #: the step options ``--options`` compares, each alone and all together
 OPTIONS = ('amp', 'channels_last', 'compile')
@@ -120,7 +121,7 @@ def benchmark_options(depth: int = 50, batch: int = 8, size: int = 224,
     times = {k: [] for k in keys}
     for i in range(warmup + iters):
         for k in (keys if i % 2 == 0 else keys[::-1]):
-            _sync(dev)
+            sync(dev)
             t0 = time.perf_counter()
             precision_step(*runs[k])
             if i >= warmup:
@@ -187,6 +188,6 @@ def format_options_report(res: dict) -> str:
             f"{d['images_per_s']:.2f} | {m['images_per_s_best']:.2f} / "
             f"{m['images_per_s']:.2f} | x{r['time_ratio_best']:.3f} / "
             f"x{r['time_ratio']:.3f} | x{r['speedup_best']['DenseCL']:.2f} / "
-            f"x{r['speedup']['DenseCL']:.2f} | {_mib(d['peak'])} | "
+            f"x{r['speedup']['DenseCL']:.2f} | {mib(d['peak'])} | "
             f"{100 * res['dense_loss']['share'][name]:.1f} % |")
     return '\n'.join(lines)

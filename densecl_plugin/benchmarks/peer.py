@@ -23,7 +23,7 @@ import importlib
 import importlib.util
 import statistics
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 import torch
 from torch import nn

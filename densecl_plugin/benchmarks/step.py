@@ -1,8 +1,9 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """Step time and peak memory of DenseCL against MoCo v2 (same everything).
 
-What ``tools/analysis/benchmark_step.py`` does (:func:`run_step_benchmark`;
-its ``--options`` comparison is :mod:`.options`). Both models get the same
+What ``tools/analysis/benchmark_step.py`` measures (it runs
+:func:`~.step_benchmark.run_step_benchmark`; its ``--options`` comparison is
+:mod:`.options`). Both models get the same
 backbone (same weights), batch, input size and queue length; their full
 training steps (forward, backward, SGD step) are run *interleaved*, in
 alternating order, so that a shared or throttling machine slows both alike,
@@ -17,12 +18,11 @@ what was live before it:
 """
 import contextlib
 import gc
-import json
 import logging
 import math
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +31,8 @@ from torch import Tensor, nn
 
 from densecl_plugin.models.losses import queue_infonce_loss
 
+from .measure import mib, sync
 from .models import build_model
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def _cpu_peak(fn: Callable[[], object]) -> Optional[int]:
@@ -77,11 +73,11 @@ def peak_memory(fn: Callable[[], object],
     """
     gc.collect()
     if device.type == 'cuda':
-        _sync(device)
+        sync(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         fn()
-        _sync(device)
+        sync(device)
         return torch.cuda.max_memory_allocated(device) - base
     return _cpu_peak(fn)
 
@@ -151,7 +147,7 @@ def precision_step(model: nn.Module, optimizer: torch.optim.Optimizer,
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-    _sync(device)
+    sync(device)
     return float(loss.detach())
 
 
@@ -215,7 +211,7 @@ def interleaved_steps(models: Dict[str, nn.Module], optims: dict,
         for name in (names if i % 2 == 0 else names[::-1]):
             if reseed:
                 torch.manual_seed(1000 + i)
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             losses[name] = train_step(models[name], optims[name], views, amp)
             dts[name] = time.perf_counter() - t0
@@ -314,8 +310,8 @@ def benchmark_memory(depth: int = 50, batch: int = 32, size: int = 224,
         result[name] = dict(
             state=state, transient=transient,
             peak=None if transient is None else state + transient)
-        log(f'{name}: peak {_mib(result[name]["peak"])} (state '
-            f'{_mib(state)} + step {_mib(transient)})')
+        log(f'{name}: peak {mib(result[name]["peak"])} (state '
+            f'{mib(state)} + step {mib(transient)})')
     dc, mc = result['DenseCL'], result['MoCoV2']
     ok = dc['peak'] and mc['peak']
     result['peak_ratio'] = dc['peak'] / mc['peak'] if ok else None
@@ -336,15 +332,15 @@ def format_memory_report(result: dict) -> str:
              f"{' bf16 autocast' if c['amp'] else ' fp32'}"]
     for name in ('DenseCL', 'MoCoV2'):
         r = result[name]
-        lines.append(f"  {name:8s} peak {_mib(r['peak'])} (state "
-                     f"{_mib(r['state'])} + step {_mib(r['transient'])})")
+        lines.append(f"  {name:8s} peak {mib(r['peak'])} (state "
+                     f"{mib(r['state'])} + step {mib(r['transient'])})")
     if result['peak_ratio'] is not None:
         dc, mc = result['DenseCL'], result['MoCoV2']
         lines.append(
             f"  DenseCL / MoCo v2: peak x{result['peak_ratio']:.3f} "
-            f"(+{_mib(dc['peak'] - mc['peak'])}: state "
-            f"+{_mib(dc['state'] - mc['state'])}, step "
-            f"+{_mib(dc['transient'] - mc['transient'])}; step alone "
+            f"(+{mib(dc['peak'] - mc['peak'])}: state "
+            f"+{mib(dc['state'] - mc['state'])}, step "
+            f"+{mib(dc['transient'] - mc['transient'])}; step alone "
             f"x{result['transient_ratio']:.3f})")
     return '\n'.join(lines)
 
@@ -387,7 +383,7 @@ def benchmark_dense_loss(M: int, K: int = 65536, D: int = 128,
         q_ = q.clone().requires_grad_(True)
         loss = fn(q_, k, queue, 0.2)
         loss.backward()
-        _sync(dev)
+        sync(dev)
         return float(loss.detach())
 
     out = {}
@@ -410,10 +406,6 @@ def grid_cells(size: int, stride: int = 32) -> int:
     return math.ceil(size / stride) ** 2
 
 
-def _mib(n: Optional[int]) -> str:
-    return 'n/a' if n is None else f'{n / 2**20:.1f} MiB'
-
-
 def format_report(steps: Optional[dict] = None,
                   dense: Optional[dict] = None) -> str:
     """Human-readable summary of :func:`benchmark_models` and
@@ -430,8 +422,8 @@ def format_report(steps: Optional[dict] = None,
         for name in ('DenseCL', 'MoCoV2'):
             r = steps[name]
             lines.append(f"  {name:8s} median step {r['median']:.3f} s   "
-                         f"peak memory {_mib(r['peak'])} (state "
-                         f"{_mib(r['state'])} + step {_mib(r['transient'])})")
+                         f"peak memory {mib(r['peak'])} (state "
+                         f"{mib(r['state'])} + step {mib(r['transient'])})")
         ratio = steps['peak_ratio']
         lines.append(f"  DenseCL / MoCo v2: time x{steps['time_ratio']:.3f} "
                      f"(median of pairs x{steps['pair_ratio_median']:.3f}), "
@@ -444,96 +436,10 @@ def format_report(steps: Optional[dict] = None,
         for name in ('plain', 'frugal'):
             r = dense[name]
             lines.append(f"  {name:6s} {r['median'] * 1e3:8.1f} ms   peak "
-                         f"{_mib(r['peak'])}")
+                         f"{mib(r['peak'])}")
         lines.append(f"  |loss_plain - loss_frugal| = "
                      f"{dense['max_abs_diff']:.2e}")
         if steps is not None:
             share = dense['frugal']['median'] / steps['DenseCL']['median']
             lines.append(f"  share of the DenseCL step: {100 * share:.1f} %")
     return '\n'.join(lines)
-
-
-def _write_json(results: dict, path: Optional[str]) -> None:
-    if path:
-        with open(path, 'w') as f:
-            json.dump(results, f, indent=2)
-
-
-def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
-                       queue_len: int = 65536, iters: int = 10,
-                       warmup: int = 2, device: str = 'cpu',
-                       amp: bool = False, threads: Optional[int] = None,
-                       dense_rows: Optional[int] = None,
-                       skip_steps: bool = False,
-                       options: Optional[Sequence[str]] = None,
-                       amp_dtype: str = 'bf16', peak: bool = True,
-                       json_path: Optional[str] = None,
-                       log: Callable = print,
-                       memory_only: bool = False) -> dict:
-    """What ``tools/analysis/benchmark_step.py`` does: run, print, save.
-
-    Without ``options``: :func:`benchmark_models` (unless ``skip_steps``)
-    and :func:`benchmark_dense_loss`, printed by :func:`format_report` with
-    the images/s of both models. With ``options``:
-    :func:`~.options.benchmark_options`, printed as a table.
-
-    ``depth`` (50), ``batch`` (8), ``size`` (224), ``queue_len`` (65536),
-    ``iters`` (10), ``warmup`` (2), ``device`` (``'cpu'``) and ``amp``
-    (False; only without ``options``) are those of :func:`benchmark_models`.
-
-    Args:
-        threads (int, optional): torch CPU threads. Defaults to None
-            (torch's choice).
-        dense_rows (int, optional): Rows ``M`` of the dense-loss benchmark.
-            Defaults to None (``batch * S^2`` of ``size``).
-        skip_steps (bool): Only benchmark the dense loss. Defaults to False.
-        options (Sequence[str], optional): Compare images/s with and without
-            each of these (:data:`~.options.OPTIONS`) instead. Defaults to
-            None.
-        amp_dtype (str): Autocast dtype of the ``amp`` option (``'bf16'``
-            or ``'fp16'``). Defaults to ``'bf16'``.
-        peak (bool): Also measure peak step memory (of the steps, or of
-            every variant with ``options``). Defaults to True.
-        json_path (str, optional): Also write the results here. Defaults to
-            None.
-        log (Callable): Printer of the report. Defaults to ``print``.
-        memory_only (bool): Only :func:`benchmark_memory` (``warmup``
-            untimed steps, then one measured step per model). Defaults to
-            False.
-
-    Returns:
-        dict: With ``options`` the :func:`~.options.benchmark_options`
-        results, else ``{'steps': ..., 'dense_loss': ...}`` (``steps`` None
-        with ``skip_steps``).
-    """
-    if threads:
-        torch.set_num_threads(threads)
-    if memory_only:
-        results = benchmark_memory(depth, batch, size, queue_len,
-                                   max(warmup, 1), device, amp)
-        log(format_memory_report(results))
-        _write_json(results, json_path)
-        return results
-    if options:
-        from .options import benchmark_options, format_options_report
-        results = benchmark_options(depth, batch, size, queue_len, iters,
-                                    warmup, device, options, amp_dtype,
-                                    peak=peak)
-        log(format_options_report(results))
-        _write_json(results, json_path)
-        return results
-    steps = None
-    if not skip_steps:
-        steps = benchmark_models(depth, batch, size, queue_len, iters,
-                                 warmup, device, amp, peak=peak)
-    M = dense_rows or batch * grid_cells(size)
-    dense = benchmark_dense_loss(M, queue_len, iters=max(iters, 3),
-                                 device=device)
-    log(format_report(steps, dense))
-    if steps is not None:
-        log('  images/s: ' + ', '.join(
-            f"{n} {batch / steps[n]['median']:.2f}"
-            for n in ('DenseCL', 'MoCoV2')))
-    results = dict(steps=steps, dense_loss=dense)
-    _write_json(results, json_path)
-    return results

@@ -22,7 +22,8 @@ Examples::
 
 The logic is :func:`densecl_plugin.benchmarks.run_step_benchmark`
 (``--peer``: :func:`densecl_plugin.benchmarks.peer.run_peer_benchmark`)
-(:mod:`densecl_plugin.benchmarks.step`; the option comparison, ``--options``:
+(:mod:`densecl_plugin.benchmarks.step_benchmark`, measuring with
+:mod:`densecl_plugin.benchmarks.step`; the option comparison, ``--options``:
 bf16/fp16 autocast, channels-last, ``torch.compile`` of the backbones, is
 :mod:`densecl_plugin.benchmarks.options`).
 """

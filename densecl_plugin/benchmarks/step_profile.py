@@ -30,7 +30,8 @@ from torch import nn
 
 from densecl_plugin.models.utils.profiling import PREFIX, region
 
-from .step import _sync, build_models, step_inputs
+from .measure import sync
+from .step import build_models, step_inputs, train_step
 
 #: the table's row order (others follow, largest first)
 ORDER = tuple(
@@ -153,7 +154,7 @@ def profiled_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
                 loss.backward()
             with region('optimizer_step'):
                 optimizer.step()
-            _sync(device)
+            sync(device)
     return attribute(prof.events(), steps)
 
 
@@ -176,7 +177,6 @@ def profile_models(depth: int = 50, batch: int = 8, size: int = 224,
     Returns:
         dict: ``{'DenseCL': attribute(...), 'MoCoV2': ..., 'config': ...}``.
     """
-    from .step import train_step
     dev = torch.device(device)
     models = build_models(depth, queue_len, device=device)
     optims, views = step_inputs(models, batch, size, dev)
@@ -252,7 +252,7 @@ def format_profile(result: dict, top_ops: int = 15) -> str:
     oa, ob = dc['ops'], mc['ops']
     diff = sorted(set(oa) | set(ob),
                   key=lambda k: -abs(oa.get(k, 0.) - ob.get(k, 0.)))
-    lines.append(f'aten ops whose self time differs most (ms per step):')
+    lines.append('aten ops whose self time differs most (ms per step):')
     lines.append(f"{'op':46s} {'DenseCL':>9s} {'MoCo v2':>9s} {'diff':>8s}")
     for k in diff[:top_ops]:
         a, b = oa.get(k, 0.), ob.get(k, 0.)
