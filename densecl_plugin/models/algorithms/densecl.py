@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from densecl_plugin.registry import MODELS
+from densecl_plugin.utils.checks import check_bool
 from ..utils.correspondence import (correspondence_accuracy,
                                     geometric_correspondence_from_samples,
                                     mutual_best_matches)
@@ -196,9 +197,7 @@ class DenseCL(BaseMomentumContrast):
         if matching not in self.MATCHING_MODES:
             raise ValueError(f'DenseCL: matching must be one of '
                              f'{tuple(self.MATCHING_MODES)}, got {matching!r}')
-        if not isinstance(log_correspondence, bool):
-            raise ValueError(f'DenseCL: log_correspondence must be a bool, '
-                             f'got {log_correspondence!r}')
+        check_bool('DenseCL', 'log_correspondence', log_correspondence)
         self.loss_lambda = float(loss_lambda)
         self.matching = matching
         self.log_correspondence = log_correspondence

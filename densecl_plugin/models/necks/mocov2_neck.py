@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple, Union
 from torch import Tensor
 
 from densecl_plugin.registry import MODELS
+from densecl_plugin.utils.checks import check_bool
 from ..utils.feature_map import last_feature_map
 from .global_mlp_neck import GlobalMLPNeck
 
@@ -35,9 +36,7 @@ class MoCoV2Neck(GlobalMLPNeck):
                  out_channels: int,
                  with_avg_pool: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
-        if not isinstance(with_avg_pool, bool):
-            raise TypeError(f'MoCoV2Neck: with_avg_pool must be a bool, got '
-                            f'{with_avg_pool!r}')
+        check_bool('MoCoV2Neck', 'with_avg_pool', with_avg_pool)
         super().__init__(in_channels, hid_channels, out_channels, init_cfg)
         self.with_avg_pool = with_avg_pool
 

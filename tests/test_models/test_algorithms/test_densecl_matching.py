@@ -195,5 +195,5 @@ def test_corr_acc_off_by_default_and_absent_without_overlap():
     assert 'corr_acc' not in losses and losses['loss_dense'].item() == 0.0
     with pytest.raises(KeyError, match='has no "views"'):
         build(log_correspondence=True)([x, x], [BaseDataElement()] * 2, mode='loss')
-    with pytest.raises(ValueError, match='log_correspondence must be a bool'):
+    with pytest.raises(TypeError, match='log_correspondence must be a bool'):
         build(log_correspondence=1)
