@@ -22,8 +22,8 @@ from mmengine.config import Config
 from torch import nn
 
 from densecl_plugin.models.utils.correspondence import (
-    fourier_position_encoding, geometric_correspondence, match_views,
-    views_geometry)
+    geometric_correspondence, match_views, views_geometry)
+from position_codes import fourier_position_encoding
 from densecl_plugin.visualization.visualize_correspondence import (
     backbone_c5, build_model, load_backbone_checkpoint, make_views,
     visualize_correspondence)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
 
-from densecl_plugin.models.utils.correspondence import position_codes
 from densecl_plugin.registry import MODELS
+from position_codes import position_codes
 from tiny_models import tiny_model_cfg
 
 

@@ -17,7 +17,8 @@ from densecl_plugin.models.utils.correspondence import (
     cell_centers, chebyshev_distance, correspondence_accuracy,
     cosine_similarity_grid, geometric_correspondence,
     geometric_correspondence_from_samples, image_to_view, match_views,
-    mutual_best_matches, position_codes, view_to_image, views_geometry)
+    mutual_best_matches, view_to_image, views_geometry)
+from position_codes import position_codes
 
 
 def _corr(q_box, q_flip, k_box, k_flip, grid, key_grid=None):
