@@ -7,6 +7,14 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # ours (densecl_plugin.engine.hooks), on in every pre-training config:
+    # checkpoints written to a temporary file, fsync'ed, then renamed
+    atomic_save=dict(type='AtomicSaveHook'),
+    # stop at the first NaN/inf loss term, weight or queue; never save one
+    non_finite=dict(type='NonFiniteCheckHook', interval=1),
+    # start-of-run warnings: small data, large queue, no split BN, coarse
+    # dense grid, no lambda warm-up, lr off the linear scaling rule
+    sanity=dict(type='PretrainingSanityHook'),
 )
 
 env_cfg = dict(

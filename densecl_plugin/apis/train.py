@@ -6,12 +6,17 @@
 from it and trains. Any config works: ours (``default_scope='densecl_plugin'``)
 and the mmdet/mmseg benchmark configs (their own ``default_scope``).
 """
+import os
 import os.path as osp
 from typing import Optional, Sequence, Union
 
 import torch
 from mmengine.config import Config, DictAction  # noqa: F401 (re-exported)
 from mmengine.runner import Runner
+
+from densecl_plugin.utils.checkpoint_integrity import (check_resume_file,
+                                                       resolve_resume)
+from densecl_plugin.utils.work_dir_lock import WorkDirLock
 
 #: optim wrapper used by ``--amp`` where no GPU is present (bfloat16 autocast)
 CPU_AMP_WRAPPER = 'densecl_plugin.CPUAmpOptimWrapper'
@@ -52,6 +57,12 @@ def build_train_config(config: str,
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    # `default_hooks.X=None` switches hook X off; MMEngine accepts that only
+    # for its own six names (an AssertionError for ours: atomic_save,
+    # non_finite, sanity)
+    for name, hook in list(cfg.get('default_hooks', {}).items()):
+        if hook is None:
+            cfg.default_hooks.pop(name)
 
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -89,16 +100,55 @@ def build_train_config(config: str,
     return cfg
 
 
+def resolve_auto_resume(cfg: Config) -> None:
+    """Point an automatic resume at the newest intact checkpoint.
+
+    With ``resume=True`` and no ``load_from``, MMEngine loads whatever
+    ``work_dir/last_checkpoint`` names. Here that file is checked first
+    (:func:`~densecl_plugin.utils.checkpoint_integrity.resolve_resume`): a
+    corrupt or missing newest checkpoint, or a ``last_checkpoint`` that
+    names nothing or holds garbage, is reported by name and the newest
+    intact checkpoint is used instead; none intact raises
+    :class:`~densecl_plugin.utils.checkpoint_integrity.ResumeError` with
+    the way out. An explicit ``load_from`` is checked as it is.
+    """
+    if not cfg.get('resume', False):
+        return
+    if cfg.get('load_from'):
+        if osp.isfile(cfg.load_from):
+            check_resume_file(cfg.load_from)
+        return
+    found = resolve_resume(cfg.work_dir)
+    if found is not None:
+        cfg.load_from = found
+
+
 def train(cfg: Config) -> Runner:
     """Build the runner of ``cfg`` (``runner_type`` honoured) and train.
+
+    The work dir is locked for the run
+    (:class:`~densecl_plugin.utils.work_dir_lock.WorkDirLock`: a second run
+    in a work dir that a live run is writing is refused, a stale lock is
+    taken over) on the main process (``RANK`` 0 or unset), and an automatic
+    resume is pointed at the newest intact checkpoint
+    (:func:`resolve_auto_resume`).
 
     Returns:
         Runner: the runner, after training.
     """
-    if 'runner_type' in cfg:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    main = int(os.environ.get('RANK', '0')) == 0
+    lock = WorkDirLock(cfg.work_dir) if main else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        resolve_auto_resume(cfg)
+        if 'runner_type' in cfg:
+            from mmengine.registry import RUNNERS
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+        runner.train()
+    finally:
+        if lock is not None:
+            lock.release()
     return runner

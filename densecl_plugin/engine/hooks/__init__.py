@@ -1,5 +1,11 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 from .correspondence_hook import CorrespondenceHook
 from .densecl_hook import DenseCLHook
+from .atomic_save_hook import AtomicSaveHook
+from .non_finite_check_hook import NonFiniteCheckHook, NonFiniteLossError
+from .pretraining_sanity_hook import PretrainingSanityHook
 
-__all__ = ['DenseCLHook', 'CorrespondenceHook']
+__all__ = [
+    'DenseCLHook', 'CorrespondenceHook', 'AtomicSaveHook',
+    'NonFiniteCheckHook', 'NonFiniteLossError', 'PretrainingSanityHook'
+]
