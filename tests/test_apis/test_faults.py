@@ -276,3 +276,41 @@ def test_stale_lock_is_reported_and_taken_over(tmp_path):
     with WorkDirLock(str(tmp_path)) as lock:
         assert json.load(open(lock.path))['pid'] == os.getpid()
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def test_image_modes_and_sizes_go_through_the_pipeline(tmp_path):
+    """Issue 22's 'already holds' list: every mode and size gives two views
+    (grayscale, 16-bit, RGBA, palette, CMYK, EXIF-rotated, webp, bmp, tif,
+    1x1, 10x10, 3000x2000)."""
+    import numpy as np
+    from PIL import Image
+
+    from densecl_plugin.registry import DATASETS
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+    folder = tmp_path / 'modes'
+    folder.mkdir()
+    rgb.convert('L').save(folder / 'gray.png')
+    Image.fromarray(rng.integers(0, 65535, (24, 32),
+                                 dtype=np.uint16)).save(folder / 'i16.png')
+    rgb.convert('RGBA').save(folder / 'rgba.png')
+    rgb.convert('P').save(folder / 'palette.png')
+    rgb.convert('CMYK').save(folder / 'cmyk.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90
+    rgb.save(folder / 'exif.jpg', exif=exif)
+    for ext in ('webp', 'bmp', 'tif'):
+        rgb.save(folder / f'rgb.{ext}')
+    rgb.resize((1, 1)).save(folder / 'one.png')
+    rgb.resize((10, 10)).save(folder / 'ten.png')
+    rgb.resize((3000, 2000)).save(folder / 'big.jpg')
+    cfg = Config.fromfile(DENSECL_CPU).train_dataloader.dataset
+    cfg.data_root = str(folder)
+    import densecl_plugin.datasets  # noqa: F401
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('densecl_plugin'):
+        dataset = DATASETS.build(cfg)
+    assert len(dataset) == 12
+    for i in range(len(dataset)):
+        views = dataset[i]['inputs']
+        assert len(views) == 2 and all(v.shape == (3, 64, 64) for v in views)
