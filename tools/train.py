@@ -21,7 +21,8 @@ def parse_args(argv=None):
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint; without a path, from the latest '
-        'checkpoint in the work dir')
+        'intact checkpoint in the work dir (a damaged newest one, or a '
+        'last_checkpoint naming nothing, is reported and skipped)')
     add_flags(parser, amp='mixed precision (fp16 on GPU, bf16 on CPU)',
               auto_scale_lr='scale the lr by the actual batch size')
     add_cfg_options(parser)
