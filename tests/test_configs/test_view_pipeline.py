@@ -101,7 +101,7 @@ def test_the_one_definition_is_the_moco_v2_recipe():
         dict(type='LoadImageFromFile'),
         dict(type='MultiView', num_views=2,
              transforms=[one['view_pipeline']]),
-        dict(type='PackSelfSupInputs', meta_keys=('img_path', )),
+        dict(type='PackSelfSupInputs', meta_keys=('img_path', 'sample_idx')),
     ]
 
 

@@ -15,5 +15,5 @@ view_pipeline = [
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='MultiView', num_views=2, transforms=[view_pipeline]),
-    dict(type='PackSelfSupInputs', meta_keys=('img_path', )),
+    dict(type='PackSelfSupInputs', meta_keys=('img_path', 'sample_idx')),
 ]

@@ -48,10 +48,13 @@ class PackSelfSupInputs(BaseTransform):
 
     Args:
         meta_keys (Sequence[str]): Results keys copied into the metainfo when
-            present. Defaults to ``('img_path',)``.
+            present. Defaults to ``('img_path', 'sample_idx')``
+            (``sample_idx``: the data-set index MMEngine's ``BaseDataset``
+            adds, read by the models' ``health_own_in_queue``).
     """
 
-    def __init__(self, meta_keys: Sequence[str] = ('img_path', )) -> None:
+    def __init__(self, meta_keys: Sequence[str] = ('img_path',
+                                                 'sample_idx')) -> None:
         if isinstance(meta_keys, str):
             meta_keys = (meta_keys, )
         self.meta_keys = tuple(meta_keys)

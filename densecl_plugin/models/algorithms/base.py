@@ -5,6 +5,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine import dist
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -12,9 +14,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from densecl_plugin.registry import MODELS
 from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
                           concat_all_gather)
+from ..utils.health import health_metrics, own_key_share
 from ..utils.momentum_encoder import MomentumEncoder
 from ..utils.profiling import region
 from ..utils.queue import enqueue_
+from ..utils.split_bn import split_batchnorm
 
 #: the default backbone of both algorithms: ResNet-50 C5 with plain BN that
 #: trains (mmdet's ResNet defaults to ``norm_eval=True``, which would keep
@@ -61,6 +65,19 @@ def frozen_batchnorms(module: nn.Module) -> Tuple[List[str], int]:
                                        for p in m.parameters())]
     module.train(was_training)
     return frozen, len(bns)
+
+
+def _sample_indices(data_samples: Optional[list],
+                    training: bool) -> Optional[Tensor]:
+    """The data-set index (``sample_idx``, set by MMEngine's
+    ``BaseDataset`` and packed by ``PackSelfSupInputs``) of each sample,
+    long ``(N,)``; None when any sample lacks it or not training."""
+    if not training or not data_samples:
+        return None
+    idx = [getattr(s, 'metainfo', {}).get('sample_idx') for s in data_samples]
+    if any(i is None for i in idx):
+        return None
+    return torch.tensor([int(i) for i in idx], dtype=torch.long)  # N
 
 
 class BaseMomentumContrast(BaseModel):
@@ -121,6 +138,35 @@ class BaseMomentumContrast(BaseModel):
             Every anchor pre-trains with train-mode BN, and shuffle BN only
             means something then, so such a backbone is refused unless this
             is True. Defaults to False.
+        split_bn_groups (int): G: in training (``mode='loss'`` through
+            :meth:`forward`, i.e. ``train_step``), every train-mode BN layer
+            of both encoders normalises G contiguous groups of the batch
+            separately, and the key batch is permuted across the groups
+            before the key encoder (the shuffle of
+            :func:`..utils.dist.batch_shuffle_ddp`), so one process computes
+            what G ranks with shuffle BN compute (MoCo's one-GPU
+            ``SplitBatchNorm``). The batch must be divisible by G. Running
+            statistics: the mean of the G groups' updates (see
+            :mod:`..utils.split_bn`). No module is replaced: ``state_dict``
+            keys, eval and inference are unchanged. Under DDP the groups
+            split each rank's batch. 1 is off. Defaults to 1.
+        health_interval (int): Every this many training iterations, the
+            loss dict also holds the health metrics of
+            :mod:`..utils.health` (``health_pos_cos``, ``health_neg_cos``,
+            ``health_emb_std``, ``health_align``, ``health_uniform``,
+            ``health_queue_fill``, and ``health_own_in_queue`` when the
+            data samples carry ``sample_idx``: the share of queries whose
+            own image has an older key in the queue, from a
+            non-persistent index queue ``queue_idx``; DenseCL adds its
+            unweighted InfoNCEs),
+            computed without gradient from the step's ``q``, ``k`` and
+            queue, so MMEngine logs them (log, ``scalars.json``,
+            TensorBoard) without adding them to the loss. They are computed
+            on the iterations ``i`` with ``(i + 1) % health_interval == 0``
+            (the ones MMEngine's ``LoggerHook`` logs when its interval is a
+            multiple), ``i`` from the runner's ``MessageHub`` (``'iter'``),
+            else the number of training steps of this model; the other
+            iterations compute nothing. 0 is off. Defaults to 10.
 
     Raises:
         ValueError: on a non-positive ``queue_len``/``feat_dim``, a neck
@@ -147,7 +193,9 @@ class BaseMomentumContrast(BaseModel):
                  init_cfg: Optional[dict] = None,
                  channels_last: bool = False,
                  compile_backbone: Union[bool, dict] = False,
-                 allow_frozen_bn: bool = False) -> None:
+                 allow_frozen_bn: bool = False,
+                 split_bn_groups: int = 1,
+                 health_interval: int = 10) -> None:
         if isinstance(data_preprocessor, dict):
             data_preprocessor = MODELS.build(copy.deepcopy(data_preprocessor))
         super().__init__(data_preprocessor=data_preprocessor,
@@ -173,6 +221,17 @@ class BaseMomentumContrast(BaseModel):
             raise ValueError(f'{name}: feat_dim={feat_dim} but the neck '
                              f'{type(self.neck).__name__} has out_channels='
                              f'{out_channels}; they must be equal')
+        if isinstance(split_bn_groups, bool) or not isinstance(
+                split_bn_groups, int) or split_bn_groups < 1:
+            raise ValueError(f'{name}: split_bn_groups must be an int >= 1 '
+                             f'(1 = off), got {split_bn_groups!r}')
+        self.split_bn_groups = split_bn_groups
+        if isinstance(health_interval, bool) or not isinstance(
+                health_interval, int) or health_interval < 0:
+            raise ValueError(f'{name}: health_interval must be an int >= 0 '
+                             f'(0 = off), got {health_interval!r}')
+        self.health_interval = health_interval
+        self._health_steps = 0  # training steps seen (no runner's 'iter')
         self.K = queue_len
         self.D = feat_dim
         self.encoder_k = MomentumEncoder(
@@ -181,6 +240,17 @@ class BaseMomentumContrast(BaseModel):
         self.set_speed_options(channels_last, compile_backbone)
         for queue_name in self.QUEUES:
             self._register_queue(queue_name)
+        # the data-set index of each key in the queues (-1: none yet), for
+        # health_own_in_queue; not persistent, so checkpoints and the
+        # converters' layout are unchanged (after a resume it refills
+        # within K keys; membership, not position, is what it is read for)
+        self.register_buffer('queue_idx', torch.full((1, self.K), -1,
+                                                     dtype=torch.long),
+                             persistent=False)
+        self.register_buffer('queue_idx_ptr',
+                             torch.zeros(1, dtype=torch.long),
+                             persistent=False)
+        self._batch_idx: Optional[Tensor] = None  # N, set by forward
 
     def _check_batchnorms(self, allow_frozen_bn: bool) -> None:
         """Refuse a backbone whose BN layers would not train (see the
@@ -255,8 +325,44 @@ class BaseMomentumContrast(BaseModel):
         packed = concat_all_gather(packed)  # (world*N)x(D*len)
         for name, k in zip(names, packed.split(self.D, dim=1)):
             enqueue_(getattr(self, name), getattr(self, f'{name}_ptr'), k)
+        if self._batch_idx is not None:  # the keys' data-set indices
+            idx = concat_all_gather(self._batch_idx.to(packed.device))
+            enqueue_(self.queue_idx, self.queue_idx_ptr, idx[:, None])
 
     @torch.no_grad()
+    def _health_due(self) -> bool:
+        """Whether this training step logs the health metrics (see the
+        class's ``health_interval``); call it once per step."""
+        if not self.health_interval or not self.training:
+            return False
+        it = MessageHub.get_current_instance().get_info('iter')
+        if it is None:
+            it = self._health_steps
+        self._health_steps += 1
+        return (int(it) + 1) % self.health_interval == 0
+
+    @torch.no_grad()
+    def _health(self, q: Tensor, k: Tensor,
+                queue_name: str = 'queue') -> dict:
+        """The health metrics of ``q``, ``k`` ``(N, D)`` and the queue
+        ``queue_name`` as the loss used it (call before the enqueue).
+
+        The real keys in the queue are counted from the key encoder's
+        persistent update counter: ``min(K, (steps) * N * world_size)``
+        (this step's update is counted, its keys are not yet enqueued), so
+        no buffer is added (``state_dict`` layout unchanged) and a resumed
+        run counts on; exact while the batch size is constant.
+        """
+        world = dist.get_world_size()
+        steps = int(self.encoder_k.steps)  # host read, health steps only
+        num_real = max(0, steps - 1) * k.shape[0] * world
+        out = health_metrics(q.detach(), k, getattr(self, queue_name),
+                             num_real)
+        if self._batch_idx is not None:
+            out['health_own_in_queue'] = own_key_share(
+                self._batch_idx.to(q.device), self.queue_idx[0])
+        return out
+
     def _key_forward(self, im_k: Tensor) -> List[Tensor]:
         """Momentum-update the key encoder and encode ``im_k`` with shuffle BN.
 
@@ -299,6 +405,19 @@ class BaseMomentumContrast(BaseModel):
                              f'{got}')
         return list(inputs)
 
+    def _check_split_batch(self, inputs: Sequence[Tensor]) -> None:
+        """Refuse a batch that ``split_bn_groups`` does not divide."""
+        G = self.split_bn_groups
+        views = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        N = views[0].shape[0] if views and isinstance(views[0], Tensor) \
+            else None
+        if N is not None and N % G:
+            raise ValueError(
+                f'{type(self).__name__}: model.split_bn_groups={G} needs a '
+                f'batch divisible by it, got a batch of {N} samples; set '
+                f'train_dataloader.batch_size to a multiple of {G} (and '
+                f'drop_last=True) or change model.split_bn_groups')
+
     def extract_feat(self, inputs: Union[Tensor, Sequence[Tensor]]):
         """Backbone features of ``inputs`` (of its first view if a list)."""
         if isinstance(inputs, (list, tuple)):
@@ -321,7 +440,13 @@ class BaseMomentumContrast(BaseModel):
         if mode == 'tensor':
             return self.extract_feat(inputs)
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
+            self._batch_idx = _sample_indices(data_samples, self.training)
+            if self.split_bn_groups == 1 or not self.training:
+                return self.loss(inputs, data_samples)
+            self._check_split_batch(inputs)
+            with split_batchnorm((self.backbone, self.neck, self.encoder_k),
+                                 self.split_bn_groups):
+                return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         raise ValueError(f'{type(self).__name__}: invalid mode {mode!r}; '

@@ -161,7 +161,8 @@ class DenseCL(BaseMomentumContrast):
         **kwargs: The arguments of :class:`BaseMomentumContrast`
             (``backbone``, ``neck``, ``head``, ``queue_len``, ``feat_dim``,
             ``momentum``, ``data_preprocessor``, ``init_cfg``,
-            ``channels_last``, ``compile_backbone``, ``allow_frozen_bn``);
+            ``channels_last``, ``compile_backbone``, ``allow_frozen_bn``,
+            ``split_bn_groups``, ``health_interval``);
             ``neck`` defaults to ``dict(type='DenseCLNeck', in_channels=2048,
             hid_channels=2048, out_channels=feat_dim, num_grid=None)``
             (:attr:`DEFAULT_NECK`).
@@ -316,7 +317,11 @@ class DenseCL(BaseMomentumContrast):
         Returns:
             dict[str, Tensor]: ``loss_single`` and ``loss_dense``; with
             ``log_correspondence``, also ``corr_acc`` (not a loss; absent
-            when no query cell of the batch lies in its key view).
+            when no query cell of the batch lies in its key view); on
+            health iterations (``health_interval``) also the ``health_*``
+            metrics, with ``health_single_infonce`` and
+            ``health_dense_infonce``, the two InfoNCEs before the lambda
+            weighting.
         """
         im_q, im_k = self._views(inputs, 'DenseCL')[:2]  # Nx3xHxW each
         with region('query_backbone'):
@@ -351,11 +356,17 @@ class DenseCL(BaseMomentumContrast):
                 q_dense, k_dense, self.queue2,
                 None if valid is None else valid.reshape(-1))
 
+        health = {}
+        if self._health_due():  # before the enqueue
+            health = self._health(q, k)
+            # unweighted, so a lambda of 0 (warm-up) still shows them
+            health['health_single_infonce'] = loss_single.detach()
+            health['health_dense_infonce'] = loss_dense.detach()
         with region('enqueue'):
             self._dequeue_and_enqueue(queue=k, queue2=k2)
         lam = self.loss_lambda
         losses = dict(loss_single=loss_single * (1 - lam),
-                      loss_dense=loss_dense * lam)
+                      loss_dense=loss_dense * lam, **health)
         if self.log_correspondence:
             corr_acc = self._correspondence_accuracy(q_b, k_b, ind,
                                                      data_samples)

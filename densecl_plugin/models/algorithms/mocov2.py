@@ -31,7 +31,8 @@ class MoCoV2(BaseMomentumContrast):
             ``dict(type='MoCoV2Neck', in_channels=2048, hid_channels=2048,
             out_channels=feat_dim)``.
         backbone, head, queue_len, feat_dim, momentum, data_preprocessor,
-            init_cfg, channels_last, compile_backbone, allow_frozen_bn: As
+            init_cfg, channels_last, compile_backbone, allow_frozen_bn,
+            split_bn_groups, health_interval: As
             :class:`BaseMomentumContrast`, with its defaults.
     """
 
@@ -59,7 +60,8 @@ class MoCoV2(BaseMomentumContrast):
             data_samples (list, optional): Unused. Defaults to None.
 
         Returns:
-            dict[str, Tensor]: ``loss``.
+            dict[str, Tensor]: ``loss``; on health iterations also the
+            ``health_*`` metrics (see ``health_interval``).
         """
         im_q, im_k = self._views(inputs, 'MoCoV2')[:2]  # Nx3xHxW each
         with region('query_backbone'):
@@ -71,9 +73,12 @@ class MoCoV2(BaseMomentumContrast):
         k, = self._key_forward(im_k)  # NxD
         with region('single_infonce'):
             loss = self.head.loss_queue(q, k, self.queue)
+        losses = dict(loss=loss)
+        if self._health_due():
+            losses.update(self._health(q, k))  # before the enqueue
         with region('enqueue'):
             self._dequeue_and_enqueue(queue=k)
-        return dict(loss=loss)
+        return losses
 
     def predict(self, inputs: Union[Tensor, Sequence[Tensor]],
                 data_samples: Optional[list] = None):

@@ -4,7 +4,8 @@ from .feature_map import last_feature_map
 from .momentum_encoder import MomentumEncoder
 from .profiling import region
 from .queue import enqueue_
+from .split_bn import split_batchnorm, split_batchnorm_forward
 
 __all__ = ['MomentumEncoder', 'enqueue_', 'concat_all_gather',
            'batch_shuffle_ddp', 'batch_unshuffle_ddp', 'last_feature_map',
-           'region']
+           'region', 'split_batchnorm', 'split_batchnorm_forward']
