@@ -123,20 +123,40 @@ def resolve_auto_resume(cfg: Config) -> None:
         cfg.load_from = found
 
 
+def launch_rank(launcher: str = 'none') -> int:
+    """This process's global rank, read before the runner initialises
+    distributed training.
+
+    ``torchrun`` sets ``RANK``; ``srun`` (``--launcher slurm``) and
+    ``mpirun`` (``--launcher mpi``) set only ``SLURM_PROCID`` /
+    ``OMPI_COMM_WORLD_RANK`` until MMEngine's ``init_dist`` copies them to
+    ``RANK``, so those are read for those launchers.
+
+    Args:
+        launcher (str): the config's ``launcher``. Defaults to ``'none'``.
+
+    Returns:
+        int: the rank (0 where nothing says otherwise).
+    """
+    var = {'slurm': 'SLURM_PROCID', 'mpi': 'OMPI_COMM_WORLD_RANK'}.get(
+        launcher, 'RANK')
+    return int(os.environ.get(var, os.environ.get('RANK', '0')))
+
+
 def train(cfg: Config) -> Runner:
     """Build the runner of ``cfg`` (``runner_type`` honoured) and train.
 
     The work dir is locked for the run
     (:class:`~densecl_plugin.utils.work_dir_lock.WorkDirLock`: a second run
     in a work dir that a live run is writing is refused, a stale lock is
-    taken over) on the main process (``RANK`` 0 or unset), and an automatic
-    resume is pointed at the newest intact checkpoint
+    taken over) on the main process only (:func:`launch_rank` 0), and an
+    automatic resume is pointed at the newest intact checkpoint
     (:func:`resolve_auto_resume`).
 
     Returns:
         Runner: the runner, after training.
     """
-    main = int(os.environ.get('RANK', '0')) == 0
+    main = launch_rank(cfg.get('launcher', 'none')) == 0
     lock = WorkDirLock(cfg.work_dir) if main else None
     if lock is not None:
         lock.acquire()
