@@ -69,6 +69,55 @@ def atomic_save(save: Callable[[str], None], path: str) -> None:
             os.remove(tmp)
 
 
+_TMP = re.compile(re.escape(TMP_PREFIX) + r'(\d+)-.+\.pth$')
+
+
+def remove_stale_tmp(folder: str, logger: str = 'current') -> List[str]:
+    """Delete the ``.tmp-<pid>-*.pth`` files that a killed save left.
+
+    A save killed mid-write leaves its whole-size temporary file behind
+    (:func:`atomic_save` removes it only if the process lives on). Here a
+    temporary file is removed only if its pid is not alive on this host,
+    so a live run's save in progress is never touched.
+
+    Args:
+        folder (str): where the checkpoints are written.
+        logger (str): where to log what is removed. Defaults to
+            ``'current'``.
+
+    Returns:
+        list[str]: the files removed.
+    """
+    if not osp.isdir(folder):
+        return []
+    removed = []
+    for f in sorted(os.listdir(folder)):
+        m = _TMP.match(f)
+        if m is None or _pid_alive(int(m.group(1))):
+            continue
+        path = osp.join(folder, f)
+        try:
+            os.remove(path)
+        except OSError:
+            continue
+        removed.append(path)
+    if removed:
+        print_log(f'removed {len(removed)} temporary checkpoint(s) of a '
+                  f'save that was cut short: {removed}', logger=logger,
+                  level=30)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # alive (another user's)
+        return True
+    return True
+
+
 def is_intact(path: str) -> Optional[str]:
     """Why the checkpoint ``path`` cannot be loaded, or None if it is whole.
 

@@ -6,7 +6,8 @@ import os.path as osp
 from mmengine.hooks import Hook
 
 from densecl_plugin.registry import HOOKS
-from densecl_plugin.utils.checkpoint_integrity import atomic_save
+from densecl_plugin.utils.checkpoint_integrity import (atomic_save,
+                                                       remove_stale_tmp)
 
 
 @HOOKS.register_module()
@@ -34,7 +35,9 @@ class AtomicSaveHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_run(self, runner) -> None:
-        """Wrap ``runner.save_checkpoint`` once."""
+        """Remove the temporary files of saves that were killed (pid dead)
+        from the work dir, then wrap ``runner.save_checkpoint`` once."""
+        remove_stale_tmp(runner.work_dir)
         original = runner.save_checkpoint
         if getattr(original, '_densecl_atomic', False):
             return
