@@ -348,7 +348,7 @@ class BaseMomentumContrast(BaseModel):
         ``queue_name`` as the loss used it (call before the enqueue).
 
         The real keys in the queue are counted from the key encoder's
-        persistent update counter: ``min(K, (steps) * N * world_size)``
+        persistent update counter: ``min(K, (steps - 1) * N * world_size)``
         (this step's update is counted, its keys are not yet enqueued), so
         no buffer is added (``state_dict`` layout unchanged) and a resumed
         run counts on; exact while the batch size is constant.
