@@ -1,12 +1,12 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """``make demo``: the DenseCL story on real data, on a CPU.
 
-:func:`run_demo` runs the stages of :mod:`.pipeline`; ``tools/demo.py`` is
+:func:`run_demo` runs the stages of :mod:`.stages`; ``tools/demo.py`` is
 its command line. Importing this package registers
 :class:`DemoProgressHook` (our ``HOOKS``).
 """
 from .demo_progress_hook import DemoProgressHook
-from .pipeline import FULL, QUICK, Demo, DemoSettings, run_demo
+from .stages import FULL, QUICK, Demo, DemoSettings, run_demo
 
 __all__ = ['DemoProgressHook', 'Demo', 'DemoSettings', 'FULL', 'QUICK',
            'run_demo']

@@ -8,7 +8,6 @@ reach the terminal.
 """
 import contextlib
 import copy
-import json
 import logging
 import os
 import os.path as osp
@@ -132,12 +131,3 @@ def run_config(cfg: Config, work_dir: str, name: str, log_file: str,
     return RunRecord(name=name, work_dir=work_dir, losses=hook.losses,
                      metrics=hook.metrics, train_time=hook.train_time,
                      val_time=hook.val_time, wall_time=wall)
-
-
-def load_json(path: str) -> Dict[str, Any]:
-    """Read a JSON file with a clear error."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError(f'cannot read demo result {path!r}: {err}') from err

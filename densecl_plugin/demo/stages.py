@@ -15,29 +15,29 @@
 Every stage writes ``result.json`` with a *fingerprint* of its inputs (its
 resolved config, settings, and the digests of the checkpoints it reads); a
 later run skips a stage whose result has the same fingerprint, and redoes
-it (and so everything downstream) when anything changed or ``force`` is set.
+it (and so everything downstream) when anything changed or ``force`` is set
+(:class:`~densecl_plugin.utils.staged_run.StagedRun`, shared with the
+study).
 Each training stage is a real MMEngine run of a config in ``configs/demo/``;
 quick runs override only the iteration counts and use their own work dir.
 """
 import copy
-import hashlib
-import json
 import math
 import os
 import os.path as osp
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
 from ..utils.hashing import file_sha256 as file_digest
+from ..utils.staged_run import StagedRun, fingerprint
 from .data import DATA_SEED, prepare_demo_data
 from .report import (INIT_LABELS, INITS, format_markdown, infonce_curves,
                      plot_loss_curves, table_rows, write_report)
-from .runs import load_json, quiet_logs, run_config
+from .runs import quiet_logs, run_config
 
 #: the demo's configs, relative to the configs folder
 CONFIGS = dict(
@@ -45,9 +45,6 @@ CONFIGS = dict(
     densecl='demo/densecl_resnet18_1xb16-coslr-160iters_demo-pool.py',
     detection='demo/faster-rcnn_r18-fpn_1xb4-60iters_deepforest-voc.py',
     segmentation='demo/fcn_r18-d8_1xb8-120iters_stardist-nuclei.py')
-#: part of every fingerprint: bump it when what a stage stores changes, so
-#: that results written by an older demo are recomputed, not misread
-RESULT_VERSION = 3
 #: the pre-training algorithms, in run order
 ALGOS = ('mocov2', 'densecl')
 #: the downstream tasks, in run order
@@ -103,44 +100,6 @@ QUICK = DemoSettings('quick', pretrain_iters=3, densecl_start_iters=1,
                      corr_max_images=3)
 
 
-def default_configs_dir() -> str:
-    """``configs/`` of the source tree, else the one ``mim`` installs."""
-    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    for candidate in (osp.join(osp.dirname(pkg), 'configs'),
-                      osp.join(pkg, '.mim', 'configs')):
-        if osp.isdir(osp.join(candidate, 'demo')):
-            return candidate
-    raise FileNotFoundError(f'no configs/demo next to {pkg} (source tree) '
-                            'nor in densecl_plugin/.mim/configs (mim install)')
-
-
-def fingerprint(**parts: Any) -> str:
-    """A digest of a stage's inputs (JSON-able values; configs as dicts)
-    and of :data:`RESULT_VERSION`."""
-    def plain(value: Any) -> Any:
-        return value.to_dict() if isinstance(value, Config) else value
-    parts = dict(parts, result_version=RESULT_VERSION)
-    text = json.dumps({k: plain(v) for k, v in parts.items()},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def finished(result_file: str, expected: str, force: bool = False
-             ) -> Optional[Dict[str, Any]]:
-    """The stored result of a stage if it can be reused, else None.
-
-    A result is reused when it exists, reads, and has the ``fingerprint``
-    ``expected``, unless ``force``.
-    """
-    if force or not osp.isfile(result_file):
-        return None
-    try:
-        result = load_json(result_file)
-    except ValueError:
-        return None
-    return result if result.get('fingerprint') == expected else None
-
-
 def set_max_iters(cfg: Config, iters: int) -> None:
     """Shorten (or lengthen) an iteration-based config to ``iters``.
 
@@ -185,77 +144,6 @@ def set_data_root(loader: dict, data_root: str) -> int:
 
     visit(loader.get('dataset'))
     return changed
-
-
-class StagedRun:
-    """Stages that share paths, settings and the console, each reused when
-    its result file holds the expected fingerprint (the demo, the study).
-
-    Args:
-        work_dir (str): results go here.
-        data_dir (str): the data sets go here (shared by full and quick).
-        cache_dir (str, optional): downloaded wheels.
-        settings: the run's settings (:class:`DemoSettings`, ...).
-        force (bool): redo every stage. Defaults to False.
-        configs_dir (str, optional): the ``configs/`` folder. Defaults to
-            :func:`default_configs_dir`.
-        console (TextIO, optional): where stage lines go. Defaults to
-            ``sys.stdout``.
-        show_progress (bool): draw progress bars. Defaults to True.
-    """
-
-    #: the log file's name in ``work_dir``
-    LOG_NAME = 'run.log'
-    #: say on the console when a finished stage is reused
-    ANNOUNCE_REUSE = True
-
-    def __init__(self, work_dir: str, data_dir: str,
-                 cache_dir: Optional[str], settings: Any,
-                 force: bool = False, configs_dir: Optional[str] = None,
-                 console: Optional[TextIO] = None,
-                 show_progress: bool = True) -> None:
-        self.work_dir = work_dir
-        self.data_dir = data_dir
-        self.cache_dir = cache_dir
-        self.settings = settings
-        self.force = force
-        self.configs_dir = configs_dir or default_configs_dir()
-        self.console = console or sys.stdout
-        self.show_progress = show_progress
-        self.log_file = osp.join(work_dir, self.LOG_NAME)
-        self.manifest: Dict[str, Any] = {}
-        self.stage_status: List[Dict[str, Any]] = []
-
-    def say(self, text: str) -> None:
-        """A line on the console."""
-        print(text, file=self.console, flush=True)
-
-    def _stage(self, name: str, result_file: str, expected: str,
-               run: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
-        """Reuse a finished stage or run it (its result written
-        atomically, so a crash never leaves half a file); record what
-        happened in :attr:`stage_status`."""
-        done = finished(result_file, expected, self.force)
-        if done is not None:
-            if self.ANNOUNCE_REUSE:
-                self.say(f'  {name}: done before, reusing {result_file}')
-            self.stage_status.append(dict(
-                stage=name, skipped=True, result=result_file,
-                wall_time=done.get('stage_wall_time', 0.0)))  # when it ran
-            return done
-        t0 = time.perf_counter()
-        result = run()
-        result.update(fingerprint=expected,
-                      stage_wall_time=time.perf_counter() - t0)
-        os.makedirs(osp.dirname(result_file), exist_ok=True)
-        tmp = result_file + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, result_file)
-        self.stage_status.append(dict(stage=name, skipped=False,
-                                      result=result_file,
-                                      wall_time=result['stage_wall_time']))
-        return result
 
 
 class Demo(StagedRun):
@@ -597,7 +485,7 @@ def run_demo(quick: bool = False, force: bool = False,
         data_dir (str): data sets. Defaults to ``'data/demo'``.
         cache_dir (str, optional): wheel cache. Defaults to ``'data/cache'``.
         configs_dir (str, optional): ``configs/``. Defaults to
-            :func:`default_configs_dir`.
+            :func:`~densecl_plugin.utils.staged_run.default_configs_dir`.
         show_progress (bool): draw progress bars. Defaults to True.
 
     Returns:

@@ -38,10 +38,10 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 from mmengine.config import Config
 
 from densecl_plugin.demo.data import DATA_SEED, prepare_demo_data
-from densecl_plugin.demo.pipeline import (ALGOS, TASKS, Demo, DemoSettings,
-                                          StagedRun, finished, fingerprint)
 from densecl_plugin.demo.runs import quiet_logs
+from densecl_plugin.demo.stages import ALGOS, TASKS, Demo, DemoSettings
 from densecl_plugin.utils.hashing import file_sha256
+from densecl_plugin.utils.staged_run import StagedRun, finished, fingerprint
 
 from .curve_hook import StudyCurveHook  # noqa: F401 (registers the hook)
 

@@ -9,7 +9,8 @@ from mmengine.config import Config
 from densecl_plugin.demo.correspondence_eval import (chance_accuracy,
                                                      held_out_correspondence,
                                                      with_view_size)
-from densecl_plugin.demo.pipeline import CONFIGS, default_configs_dir
+from densecl_plugin.demo.stages import CONFIGS
+from densecl_plugin.utils.staged_run import default_configs_dir
 
 DENSECL_CFG = f'{default_configs_dir()}/{CONFIGS["densecl"]}'
 

@@ -8,9 +8,10 @@ import pytest
 from mmengine.config import Config
 
 from densecl_plugin.demo import FULL, QUICK, Demo
-from densecl_plugin.demo.pipeline import (CONFIGS, default_configs_dir,
-                                          file_digest, finished, fingerprint,
-                                          set_data_root, set_max_iters)
+from densecl_plugin.demo.stages import (CONFIGS, file_digest, set_data_root,
+                                        set_max_iters)
+from densecl_plugin.utils.staged_run import (default_configs_dir, finished,
+                                             fingerprint)
 
 CONFIGS_DIR = default_configs_dir()
 
@@ -142,7 +143,7 @@ def test_quick_settings_only_shorten(tmp_path):
 
 
 def test_default_work_dirs_keep_quick_apart(monkeypatch):
-    import densecl_plugin.demo.pipeline as pipeline
+    import densecl_plugin.demo.stages as pipeline
     seen = {}
 
     def fake_run(self):

@@ -8,7 +8,8 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
 
-from densecl_plugin.demo.pipeline import CONFIGS, default_configs_dir
+from densecl_plugin.demo.stages import CONFIGS
+from densecl_plugin.utils.staged_run import default_configs_dir
 from densecl_plugin.demo.runs import quiet_logs, run_config
 
 
