@@ -49,7 +49,8 @@ _VISUALIZATION = f'{SCOPE}.visualization'
 
 def _node(name: str, parent: Registry, *locations: str) -> Registry:
     """Build one registry node of our scope, parented to MMEngine's."""
-    return Registry(name, parent=parent, scope=SCOPE, locations=list(locations))
+    return Registry(name, parent=parent, scope=SCOPE,
+                    locations=list(locations))
 
 
 # Runner and its loops

@@ -12,9 +12,8 @@ import math
 import torch
 from torch import Tensor
 
-from densecl_plugin.models.utils.correspondence import (GridSize,
-                                                        cell_centers, to_hw,
-                                                        view_to_image)
+from densecl_plugin.models.utils.correspondence import (GridSize, cell_centers,
+                                                        to_hw, view_to_image)
 
 
 def fourier_position_encoding(xy: Tensor, num_freq: int = 4,

@@ -32,7 +32,8 @@ MMCV_VERSION = '2.1.0'
 def nvcc_release(nvcc: str) -> str | None:
     """The ``release X.Y`` that ``nvcc --version`` prints, or None."""
     try:
-        out = subprocess.run([nvcc, '--version'], capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run([nvcc, '--version'], capture_output=True,
+                             text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r'release (\d+)\.(\d+)', out)
@@ -53,8 +54,10 @@ def plan(env: dict, torch_version: str, torch_cuda: str | None) -> dict:
     with_ops = env.get('MMCV_WITH_OPS', '1')
     build_env['MMCV_WITH_OPS'] = with_ops
     if with_ops == '0':
-        return dict(kind='none', reason='MMCV_WITH_OPS=0 set by you: mmcv without compiled ops '
-                    '(mmdet/mmseg need them; the plugin refuses to import)', env=build_env)
+        return dict(kind='none',
+                    reason='MMCV_WITH_OPS=0 set by you: mmcv without compiled '
+                    'ops (mmdet/mmseg need them; the plugin refuses to '
+                    'import)', env=build_env)
     user_force = env.get('FORCE_CUDA')
     nvcc = find_nvcc(env)
     release = nvcc_release(nvcc) if nvcc else None
@@ -68,24 +71,30 @@ def plan(env: dict, torch_version: str, torch_cuda: str | None) -> dict:
             reason += f' (nvcc {release or "?"} at {nvcc} ignored)'
     elif not nvcc:
         cuda = False
-        where = f'$CUDA_HOME/bin ({env["CUDA_HOME"]})' if env.get('CUDA_HOME') else 'the PATH'
-        reason = f'torch {torch_version} has CUDA {torch_cuda} but no nvcc in {where}'
+        where = (f'$CUDA_HOME/bin ({env["CUDA_HOME"]})'
+                 if env.get('CUDA_HOME') else 'the PATH')
+        reason = (f'torch {torch_version} has CUDA {torch_cuda} but no nvcc '
+                  f'in {where}')
     elif release is None or release.split('.')[0] != torch_cuda.split('.')[0]:
         cuda = False
-        reason = (f'nvcc at {nvcc} is CUDA {release or "?"}, torch {torch_version} is CUDA '
-                  f'{torch_cuda}: major versions differ')
+        reason = (f'nvcc at {nvcc} is CUDA {release or "?"}, torch '
+                  f'{torch_version} is CUDA {torch_cuda}: major versions '
+                  f'differ')
     else:
         cuda = True
-        reason = f'torch {torch_version} has CUDA {torch_cuda}, nvcc {release} at {nvcc} matches'
+        reason = (f'torch {torch_version} has CUDA {torch_cuda}, nvcc '
+                  f'{release} at {nvcc} matches')
     build_env['FORCE_CUDA'] = '1' if cuda else '0'
     if cuda:
         if env.get('CUDA_HOME'):
             build_env['CUDA_HOME'] = env['CUDA_HOME']
         elif nvcc:
-            build_env['CUDA_HOME'] = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+            build_env['CUDA_HOME'] = os.path.dirname(
+                os.path.dirname(os.path.realpath(nvcc)))
         if env.get('TORCH_CUDA_ARCH_LIST'):
             build_env['TORCH_CUDA_ARCH_LIST'] = env['TORCH_CUDA_ARCH_LIST']
-    return dict(kind='cpu+cuda' if cuda else 'cpu', reason=reason, env=build_env)
+    return dict(kind='cpu+cuda' if cuda else 'cpu', reason=reason,
+                env=build_env)
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ and the mmdet/mmseg benchmark configs (their own ``default_scope``).
 """
 import os
 import os.path as osp
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, DictAction  # noqa: F401 (re-exported)

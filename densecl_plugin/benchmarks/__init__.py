@@ -22,10 +22,10 @@ from .flops import (GPU_PEAK_TFLOPS, IMAGENET_TRAIN, count_flops,
                     run_time, step_costs)
 from .measure import mib, sync
 from .models import build_model, model_kwargs
-from .peer import (benchmark_peer, build_peer, format_peer_report,
-                   import_mmpretrain, run_peer_benchmark)
 from .options import (AMP_DTYPES, OPTIONS, benchmark_options,
                       format_options_report, option_variants)
+from .peer import (benchmark_peer, build_peer, format_peer_report,
+                   import_mmpretrain, run_peer_benchmark)
 from .pipeline import (DEFAULT_CONFIG, Variant, load_baseline_transforms,
                        measure_single, measure_workers, reduced_decode_study,
                        run_pipeline_benchmark, timed_pipeline)

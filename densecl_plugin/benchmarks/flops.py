@@ -35,7 +35,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from densecl_plugin.models.losses import queue_infonce_loss
-
 from .models import build_model
 
 #: dense peak TFLOP/s (no sparsity) from the vendors' datasheets, per dtype

@@ -13,8 +13,8 @@ from typing import Callable, Dict, Sequence
 import torch
 
 from .measure import mib, sync
-from .step import (benchmark_dense_loss, build_models, grid_cells,
-                   peak_memory, precision_step, state_bytes)
+from .step import (benchmark_dense_loss, build_models, grid_cells, peak_memory,
+                   precision_step, state_bytes)
 
 #: the step options ``--options`` compares, each alone and all together
 OPTIONS = ('amp', 'channels_last', 'compile')

@@ -30,7 +30,6 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from densecl_plugin.models.losses import queue_infonce_loss
-
 from .measure import mib, sync
 from .models import build_model
 

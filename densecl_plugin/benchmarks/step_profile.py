@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from densecl_plugin.models.utils.profiling import PREFIX, region
-
 from .measure import sync
 from .step import build_models, step_inputs, train_step
 

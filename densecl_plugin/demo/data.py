@@ -86,14 +86,15 @@ def prepare_demo_data(data_dir: str, cache_dir: Optional[str] = None,
         if manifest is not None:
             return dict(manifest, reused=True)
     import cv2
+
     from densecl_plugin.data_prep import build_voc_detection, fetch_all
     from densecl_plugin.data_prep.binary_segmentation import \
         build_binary_segmentation
     from densecl_plugin.data_prep.segmentation_layouts import \
         nuclei_semantic_tiles
-    from densecl_plugin.data_prep.unlabeled_pool import (
-        SKIMAGE_PHOTOS, build_unlabeled_pool, skimage_photos)
-
+    from densecl_plugin.data_prep.unlabeled_pool import (SKIMAGE_PHOTOS,
+                                                         build_unlabeled_pool,
+                                                         skimage_photos)
     from .demo_progress_hook import progress_bar
 
     for sub in SUBDIRS:  # never mix files of two builds

@@ -22,7 +22,6 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 
 from densecl_plugin.registry import MODELS
-
 from .pretrained_backbone import load_pretrained_backbone
 
 

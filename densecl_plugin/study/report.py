@@ -9,7 +9,6 @@ from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from densecl_plugin.demo.report import INIT_LABELS, moving_average, save_figure
-
 from .stats import mean_std, paired_difference
 
 #: (key, header) of every metric, in percent
@@ -322,7 +321,7 @@ def write_study_report(study, results: Dict[str, Any],
         f'Linear probe: {any_probe["data"]}, frozen average-pooled C5 at '
         f'{s.probe_size} px, L2 logistic regression, {s.probe_folds}-fold '
         f'stratified cross-validation ({any_probe["num_images"]} images).',
-        f'Intervals: mean of the per-seed differences ± t_(0.975, n-1) · '
+        'Intervals: mean of the per-seed differences ± t_(0.975, n-1) · '
         'sd / sqrt(n); with 3 seeds t = 4.30, so only large, consistent '
         'differences exclude 0.',
         f'Wall time: this invocation {wall_time:.0f} s'

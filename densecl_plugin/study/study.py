@@ -41,8 +41,7 @@ from densecl_plugin.demo.data import DATA_SEED, prepare_demo_data
 from densecl_plugin.demo.runs import quiet_logs
 from densecl_plugin.demo.stages import ALGOS, TASKS, Demo, DemoSettings
 from densecl_plugin.utils.hashing import file_sha256
-from densecl_plugin.utils.staged_run import StagedRun, finished, fingerprint
-
+from densecl_plugin.utils.staged_run import StagedRun, fingerprint
 from .curve_hook import StudyCurveHook  # noqa: F401 (registers the hook)
 
 #: held-out images of the demo data (the plan's guess before the data
@@ -286,9 +285,8 @@ class Study(StagedRun):
 
         def probe() -> Dict[str, Any]:
             from densecl_plugin.visualization import build_model
-
-            from .probe import PROBE_DATA, linear_probe, pooled_features, \
-                probe_data
+            from .probe import (PROBE_DATA, linear_probe, pooled_features,
+                                probe_data)
             with quiet_logs(self.log_file):
                 model = build_model(cfg, checkpoint)
                 images_, labels = probe_data(s.probe_max_images)

@@ -3,8 +3,9 @@
 
 Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: it only
 unpickles tensors, containers and an allow-list of globals. MMEngine 0.10.7
-calls ``torch.load`` without ``weights_only`` (``mmengine/runner/checkpoint.py``),
-and its checkpoints hold a few non-tensor objects in ``meta['message_hub']``:
+calls ``torch.load`` without ``weights_only``
+(``mmengine/runner/checkpoint.py``), and its checkpoints hold a few
+non-tensor objects in ``meta['message_hub']``:
 :class:`~mmengine.logging.HistoryBuffer` (with numpy arrays and scalars
 inside) and its statistics methods, which pickle as
 ``getattr(HistoryBuffer, 'mean')``.
@@ -25,7 +26,6 @@ from typing import Any, List
 
 import numpy as np
 import torch
-
 
 #: the statistics every HistoryBuffer has (``HistoryBuffer.__init__``)
 _BUILTIN_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})

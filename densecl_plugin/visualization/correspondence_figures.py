@@ -27,8 +27,7 @@ import torch
 from torch import Tensor
 
 from densecl_plugin.models.utils.correspondence import (DenseMatches,
-                                                        image_to_view,
-                                                        to_hw)
+                                                        image_to_view, to_hw)
 
 #: colour of matches that the geometry says are wrong
 WRONG_COLOR = (1.0, 0.0, 0.0)

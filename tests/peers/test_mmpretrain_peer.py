@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from mmpretrain_peer import build_peer, import_mmpretrain  # noqa: E402
+
 from tiny_models import build_tiny_model  # noqa: E402
 
 

@@ -16,16 +16,15 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from test_apis.test_train import DENSECL_CPU, REPO, _tiny_config
 
 from densecl_plugin.apis import build_train_config, train
 from densecl_plugin.engine.hooks import NonFiniteLossError
 from densecl_plugin.registry import HOOKS
-from densecl_plugin.utils.checkpoint_integrity import (ResumeError,
-                                                       is_intact,
+from densecl_plugin.utils.checkpoint_integrity import (ResumeError, is_intact,
                                                        resolve_resume)
 from densecl_plugin.utils.work_dir_lock import (LOCK_NAME, WorkDirLock,
                                                 WorkDirLockedError)
-from test_apis.test_train import DENSECL_CPU, REPO, _tiny_config
 
 
 @HOOKS.register_module(force=True)
@@ -306,8 +305,9 @@ def test_image_modes_and_sizes_go_through_the_pipeline(tmp_path):
     rgb.resize((3000, 2000)).save(folder / 'big.jpg')
     cfg = Config.fromfile(DENSECL_CPU).train_dataloader.dataset
     cfg.data_root = str(folder)
-    import densecl_plugin.datasets  # noqa: F401
     from mmengine.registry import DefaultScope
+
+    import densecl_plugin.datasets  # noqa: F401
     with DefaultScope.overwrite_default_scope('densecl_plugin'):
         dataset = DATASETS.build(cfg)
     assert len(dataset) == 12

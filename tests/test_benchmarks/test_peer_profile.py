@@ -36,6 +36,7 @@ def test_peer_comparison_structure():
 def test_peer_build_is_strict_and_same_losses():
     """The peer starts from our state: its first loss equals ours."""
     import torch
+
     from densecl_plugin.benchmarks import build_models, build_peer
     ours = build_models(depth=18, queue_len=16)['DenseCL']
     peer = build_peer(ours, 18, STANDIN)
@@ -51,6 +52,7 @@ def test_peer_build_is_strict_and_same_losses():
 def test_missing_mmpretrain_names_the_install(monkeypatch):
     import builtins
     import sys
+
     from densecl_plugin.benchmarks import peer
     real = builtins.__import__
 

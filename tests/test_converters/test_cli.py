@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from densecl_plugin.converters.cli import (CONVERTER_COMMANDS,
-                                           converter_main, converter_parser)
+from densecl_plugin.converters.cli import (CONVERTER_COMMANDS, converter_main,
+                                           converter_parser)
 
 TOOLS = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))), 'tools', 'model_converters')

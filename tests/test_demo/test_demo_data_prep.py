@@ -10,8 +10,7 @@ import pytest
 
 from densecl_plugin.data_prep.binary_segmentation import (
     NUCLEI_CLASSES, build_binary_segmentation)
-from densecl_plugin.data_prep.segmentation_layouts import \
-    nuclei_semantic_tiles
+from densecl_plugin.data_prep.segmentation_layouts import nuclei_semantic_tiles
 from densecl_plugin.data_prep.unlabeled_pool import (build_unlabeled_pool,
                                                      fit_max_side,
                                                      skimage_photos,

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from densecl_plugin.demo import FULL, QUICK, Demo
 from densecl_plugin.demo.stages import (CONFIGS, file_digest, set_data_root,
                                         set_max_iters)
-from densecl_plugin.utils.staged_run import (default_configs_dir, finished,
-                                             fingerprint)
+from densecl_plugin.utils.staged_run import (default_configs_dir, fingerprint,
+                                             finished)
 
 CONFIGS_DIR = default_configs_dir()
 

@@ -8,9 +8,9 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger, print_log
 
+from densecl_plugin.demo.runs import quiet_logs, run_config
 from densecl_plugin.demo.stages import CONFIGS
 from densecl_plugin.utils.staged_run import default_configs_dir
-from densecl_plugin.demo.runs import quiet_logs, run_config
 
 
 def _tiny_pretrain_cfg(data_root):

@@ -3,13 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from densecl_plugin.study.probe import (linear_probe, probe_data,
                                         stratified_folds)
-import pytest
-
-from densecl_plugin.study.study import (FULL, DEFAULT_COSTS, Study,
+from densecl_plugin.study.study import (DEFAULT_COSTS, FULL, Study,
                                         assign_shards, densecl_start_iters,
                                         fmt_duration, measured_costs)
 

@@ -55,7 +55,7 @@ def _dry_run(venv, path_dirs=(), **env):
 
 
 def _line(out, prefix):
-    lines = [l for l in out.splitlines() if l.startswith(prefix)]
+    lines = [line for line in out.splitlines() if line.startswith(prefix)]
     assert len(lines) == 1, out
     return lines[0]
 

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from position_codes import position_codes
 
 from densecl_plugin.models.utils.correspondence import match_views
-from position_codes import position_codes
 from densecl_plugin.visualization.correspondence_figures import (
     cell_centres_px, default_cells, draw_matches, draw_similarity_maps,
     overlap_in_view, save_png, to_rgb_image)

@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from position_codes import fourier_position_encoding
 from torch import nn
 
 from densecl_plugin.models.utils.correspondence import (
     geometric_correspondence, match_views, views_geometry)
-from position_codes import fourier_position_encoding
 from densecl_plugin.visualization.visualize_correspondence import (
     backbone_c5, build_model, load_backbone_checkpoint, make_views,
     visualize_correspondence)

@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks.pipeline import (  # noqa: E402
-    DEFAULT_CONFIG, check_options, run_pipeline_benchmark)
+from densecl_plugin.benchmarks.pipeline import (DEFAULT_CONFIG, check_options,
+                                                run_pipeline_benchmark)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

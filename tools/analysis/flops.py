@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks import (GPU_PEAK_TFLOPS,  # noqa: E402
-                                       IMAGENET_TRAIN, run_flops_estimate)
+from densecl_plugin.benchmarks import GPU_PEAK_TFLOPS  # noqa: E402
+from densecl_plugin.benchmarks import IMAGENET_TRAIN, run_flops_estimate
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

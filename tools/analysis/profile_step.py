@@ -19,7 +19,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks.step_profile import run_step_profile  # noqa: E402
+from densecl_plugin.benchmarks.step_profile import \
+    run_step_profile  # noqa: E402
 from densecl_plugin.utils.cli import add_step_args  # noqa: E402
 
 

@@ -19,8 +19,9 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
-from densecl_plugin.downstream.transfer import (BENCHMARKS,  # noqa: E402
-                                                run_transfer_cli)
+from densecl_plugin.downstream.transfer import BENCHMARKS  # noqa: E402
+from densecl_plugin.downstream.transfer import run_transfer_cli
+
 from densecl_plugin.utils.cli import add_flags, split_passthrough  # noqa
 
 

@@ -53,7 +53,8 @@ def main(argv=None) -> dict:
     return run_study(quick=args.quick, force=args.force,
                      work_dir=args.work_dir, data_dir=args.data_dir,
                      cache_dir=args.cache_dir, budgets=args.budgets,
-                     seeds=args.seeds, only_estimate=args.estimate, jobs=args.jobs,
+                     seeds=args.seeds, only_estimate=args.estimate,
+                     jobs=args.jobs,
                      show_progress=not args.no_progress)
 
 

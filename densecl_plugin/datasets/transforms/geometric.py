@@ -33,7 +33,6 @@ from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
 from densecl_plugin.registry import TRANSFORMS
-
 from .photometric import _check_prob
 
 Box = Tuple[float, float, float, float]

@@ -1,7 +1,7 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
+from .atomic_save_hook import AtomicSaveHook
 from .correspondence_hook import CorrespondenceHook
 from .densecl_hook import DenseCLHook
-from .atomic_save_hook import AtomicSaveHook
 from .non_finite_check_hook import NonFiniteCheckHook, NonFiniteLossError
 from .pretraining_sanity_hook import PretrainingSanityHook
 

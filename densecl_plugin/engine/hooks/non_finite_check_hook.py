@@ -50,7 +50,8 @@ class NonFiniteCheckHook(Hook):
 
     Downstream (mmdet/mmseg) configs can use it as
     ``custom_imports = dict(imports=['densecl_plugin.engine'])`` and
-    ``default_hooks = dict(non_finite=dict(type='densecl_plugin.NonFiniteCheckHook'))``.
+    ``default_hooks = dict(non_finite=dict(
+    type='densecl_plugin.NonFiniteCheckHook'))``.
 
     Args:
         interval (int): check the weights every ``interval`` iterations

@@ -188,12 +188,12 @@ class PretrainingSanityHook(Hook):
             sug = next((g for g in (8, 4, 2) if B % g == 0 and B // g >= 2),
                        None)
             self._warn(
-                f'one process and no split BN: shuffle-BN does nothing '
-                f'here, so the query and the key share the batch statistics '
-                f'and the contrastive task can be solved through BN. '
+                'one process and no split BN: shuffle-BN does nothing '
+                'here, so the query and the key share the batch statistics '
+                'and the contrastive task can be solved through BN. '
                 + (f'Suggested: model.split_bn_groups={sug}.' if sug else
-                   f'Use a batch of at least 4 with model.split_bn_groups=2, '
-                   f'or several processes.'))
+                   'Use a batch of at least 4 with model.split_bn_groups=2, '
+                   'or several processes.'))
         if hasattr(model, 'loss_lambda'):
             size = self._crop_size(runner)
             grid = self._grid(model, size) if size else None

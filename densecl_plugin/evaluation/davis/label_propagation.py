@@ -136,7 +136,6 @@ def build_res4_encoder(backbone: Optional[dict] = None,
         Res4Encoder: in eval mode.
     """
     from densecl_plugin.registry import MODELS
-
     from ..pretrained_backbone import load_pretrained_backbone
     net = MODELS.build(backbone or res4_backbone_cfg())
     if checkpoint:

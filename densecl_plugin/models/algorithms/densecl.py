@@ -1,7 +1,6 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """DenseCL: Dense Contrastive Learning (Wang et al., CVPR 2021)."""
-from typing import (Any, Callable, Dict, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F

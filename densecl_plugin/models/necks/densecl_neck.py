@@ -12,7 +12,6 @@ from ..utils.feature_map import last_feature_map
 from ..utils.profiling import region
 from .global_mlp_neck import GlobalMLPNeck
 
-
 #: cells per copied block when the backward of :class:`_CellMLP` reads the
 #: backbone map as cells (8 images of 7 x 7 cells: a 3.2 MiB block at C=2048)
 _BLOCK_CELLS = 392

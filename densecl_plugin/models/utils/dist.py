@@ -102,5 +102,6 @@ def batch_unshuffle_ddp(
     rank = dist.get_rank() if world_size > 1 else 0
     idx_this = idx_unshuffle.view(world_size, N)[rank]  # N
     packed = packed_gather[idx_this]  # Nx(sum)
-    out = [p.reshape(N, *s) for p, s in zip(packed.split(sizes, dim=1), shapes)]
+    out = [p.reshape(N, *s)
+           for p, s in zip(packed.split(sizes, dim=1), shapes)]
     return out[0] if single else out

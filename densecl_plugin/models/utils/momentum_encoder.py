@@ -46,7 +46,8 @@ class MomentumEncoder(nn.Module):
         if not isinstance(momentum, (int, float)) or not 0 < momentum < 1:
             raise ValueError(
                 f'momentum must be in the open interval (0, 1) (paper '
-                f'convention k <- m*k + (1-m)*q, e.g. 0.999), got {momentum!r}')
+                f'convention k <- m*k + (1-m)*q, e.g. 0.999), '
+                f'got {momentum!r}')
         if momentum < 0.5:
             warnings.warn(
                 f'MomentumEncoder: momentum={momentum} is read in '

@@ -14,9 +14,9 @@ def region(name: str) -> ContextManager:
     """``torch.profiler.record_function(name)`` while a profiler records,
     else a shared no-op context (one flag read, no allocation).
 
-    The step profiler (:mod:`densecl_plugin.benchmarks.step_profile`) groups the
-    ops of a step by these regions; outside it a model pays only the check
-    of :func:`torch.autograd._profiler_enabled`.
+    The step profiler (:mod:`densecl_plugin.benchmarks.step_profile`)
+    groups the ops of a step by these regions; outside it a model pays
+    only the check of :func:`torch.autograd._profiler_enabled`.
 
     Args:
         name (str): The region's name (the event is named

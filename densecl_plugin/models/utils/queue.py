@@ -6,7 +6,9 @@ from torch import Tensor
 
 @torch.no_grad()
 def enqueue_(queue: Tensor, queue_ptr: Tensor, keys: Tensor) -> None:
-    """Write ``keys`` into the ring buffer ``queue`` at ``queue_ptr``, in place.
+    """Write ``keys`` into the ring buffer ``queue`` at ``queue_ptr``.
+
+    In place.
 
     Key ``i`` goes to column ``(ptr + i) % K``, so the queue length ``K``
     need not divide the (global) batch size: writing wraps around. When more

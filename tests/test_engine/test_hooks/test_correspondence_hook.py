@@ -7,10 +7,10 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.runner import Runner
-from tiny_models import tiny_model_cfg
 
 from densecl_plugin.engine.hooks import CorrespondenceHook
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
+from tiny_models import tiny_model_cfg
 
 #: a ResNet-18 of width 8 (with mmdet's zero-init residuals, as before the
 #: tiny models were shared) that normalises the real uint8 views itself

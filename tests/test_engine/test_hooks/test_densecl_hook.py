@@ -9,10 +9,10 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
-from tiny_models import tiny_model_cfg
 from torch.utils.data import Dataset
 
 from densecl_plugin.engine.hooks import DenseCLHook
+from tiny_models import tiny_model_cfg
 
 #: a ResNet-18 of width 8 (with mmdet's zero-init residuals, as before the
 #: tiny models were shared), inputs already float tensors

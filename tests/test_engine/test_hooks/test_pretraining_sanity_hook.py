@@ -1,17 +1,16 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """PretrainingSanityHook: each start-of-run warning on a real Runner, and
 none for a sane config; own_key_share against a simulated InfiniteSampler."""
-import os.path as osp
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.dataset import InfiniteSampler
 from mmengine.runner import Runner
+from test_apis.test_train import DENSECL_CPU, MOCOV2_CPU, _tiny_config
 
 from densecl_plugin.engine.hooks import PretrainingSanityHook
 from densecl_plugin.engine.hooks.pretraining_sanity_hook import own_key_share
-from test_apis.test_train import DENSECL_CPU, MOCOV2_CPU, _tiny_config
 
 
 def _images(folder, n):

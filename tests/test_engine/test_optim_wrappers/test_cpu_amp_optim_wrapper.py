@@ -7,7 +7,6 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner import Runner
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
+from position_codes import position_codes
 
 from densecl_plugin.registry import MODELS
-from position_codes import position_codes
 from tiny_models import tiny_model_cfg
 
 

@@ -15,6 +15,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+
 from tiny_models import build_tiny_model
 
 DOC = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(

@@ -2,7 +2,6 @@
 """Split BN (``split_bn_groups``): one process with G=2 equals real 2-rank
 gloo DDP with shuffle BN, step for step; the grouped BN equals a by-hand
 reference; the option leaves state_dict keys and eval untouched."""
-import os
 import socket
 
 import pytest
@@ -48,12 +47,12 @@ def _model(algo: str, split_bn_groups: int = 1):
                             split_bn_groups=split_bn_groups)
 
 
-def _images(step: int):
+def _images(step: int, per_rank: int = N_RANK):
     # 64 px: a 2x2 C5 map, so each rank's BN sees 8 values per channel at
     # C5 (with 2 values the BN output is +-1 and its input gradient is 0
     # up to rounding noise, which no comparison can check)
     g = torch.Generator().manual_seed(1000 + step)
-    return [torch.randn(WORLD_SIZE * N_RANK, 3, 64, 64, generator=g)
+    return [torch.randn(WORLD_SIZE * per_rank, 3, 64, 64, generator=g)
             for _ in range(2)]  # im_q, im_k of the global batch
 
 
@@ -74,20 +73,22 @@ def _train(model, optim, images_of_step, train_step):
     return out
 
 
-def _worker(rank: int, port: int, algo: str, path: str) -> None:
+def _worker(rank: int, port: int, algo: str, path: str, groups: int = 1,
+            per_rank: int = N_RANK) -> None:
     torch.set_num_threads(1)
     torch_dist.init_process_group('gloo',
                                   init_method=f'tcp://127.0.0.1:{port}',
                                   rank=rank, world_size=WORLD_SIZE)
     try:
         from mmengine.model import MMDistributedDataParallel
-        model = _model(algo)  # shuffle BN across the ranks, no split
+        model = _model(algo, groups)  # shuffle BN across the ranks
         ddp = MMDistributedDataParallel(module=model, broadcast_buffers=False,
                                         find_unused_parameters=False)
         optim = _GradRecorder(model)
-        sl = slice(rank * N_RANK, (rank + 1) * N_RANK)
+        sl = slice(rank * per_rank, (rank + 1) * per_rank)
         out = _train(model, optim,
-                     lambda s: [v[sl] for v in _images(s)], ddp.train_step)
+                     lambda s: [v[sl] for v in _images(s, per_rank)],
+                     ddp.train_step)
         torch.save(out, f'{path}.{rank}')
     finally:
         torch_dist.destroy_process_group()
@@ -201,3 +202,37 @@ def test_split_bn_option_validation_layout_and_eval():
     split.train()
     with pytest.raises(ValueError, match=r'split_bn_groups=2.*batch of 3'):
         split([x, x], mode='loss')
+
+
+def test_split_bn_under_ddp_splits_each_rank_batch(tmp_path):
+    """2 ranks x split_bn_groups=2 == one process x 4 groups: the shuffle
+    crosses the ranks, then each rank's slice is split in contiguous groups
+    (rank r holds groups 2r and 2r + 1 of the permuted global batch)."""
+    path, per_rank = str(tmp_path / 'ddp'), 4
+    mp.spawn(_worker, args=(_free_port(), 'MoCoV2', path, 2, per_rank),
+             nprocs=WORLD_SIZE, join=True)
+    ranks = [torch.load(f'{path}.{r}') for r in range(WORLD_SIZE)]
+    model = _model('MoCoV2', split_bn_groups=2 * WORLD_SIZE)
+    optim = _GradRecorder(model)
+    one = _train(model, optim, lambda s: _images(s, per_rank),
+                 model.train_step)
+    close = dict(rtol=1e-4, atol=1e-5)
+    for step in range(STEPS):
+        ddp_mean = sum(r['loss'][step]['loss'] for r in ranks) / WORLD_SIZE
+        assert one['loss'][step]['loss'] == pytest.approx(
+            ddp_mean, rel=1e-4, abs=1e-5), step
+        for name, g in ranks[0]['grads'][step].items():
+            torch.testing.assert_close(one['grads'][step][name], g,
+                                       **close, msg=f'{step} {name}')
+        for key, v in one['bn'][step].items():
+            ddp_mean = sum(r['bn'][step][key] for r in ranks) / WORLD_SIZE
+            torch.testing.assert_close(v, ddp_mean, **close,
+                                       msg=f'{step} {key}')
+    torch.testing.assert_close(one['queues']['queue'],
+                               ranks[0]['queues']['queue'], **close)
+    # 2 groups in one process (each rank's BN batch of the DDP run without
+    # split) is not it: the test can fail
+    model = _model('MoCoV2', split_bn_groups=2)
+    two = _train(model, _GradRecorder(model), lambda s: _images(s, per_rank),
+                 model.train_step)
+    assert abs(two['loss'][0]['loss'] - one['loss'][0]['loss']) > 1e-4

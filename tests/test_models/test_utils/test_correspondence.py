@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 from mmengine.structures import BaseDataElement
+from position_codes import position_codes
 
 from densecl_plugin.models.utils.correspondence import (
     cell_centers, chebyshev_distance, correspondence_accuracy,
     cosine_similarity_grid, geometric_correspondence,
     geometric_correspondence_from_samples, image_to_view, match_views,
     mutual_best_matches, view_to_image, views_geometry)
-from position_codes import position_codes
 
 
 def _corr(q_box, q_flip, k_box, k_flip, grid, key_grid=None):
@@ -166,7 +166,8 @@ def test_view_image_round_trip():
     xy = view_to_image(uv, bbox, flip)
     assert torch.allclose(image_to_view(xy, bbox, flip), uv)
     # flipped view: u = 0 (left edge of the view) is the crop's right edge
-    assert view_to_image(torch.zeros(1, 2, dtype=torch.float64), bbox, flip)[0, 0].tolist() == [40., 5.]
+    origin = torch.zeros(1, 2, dtype=torch.float64)
+    assert view_to_image(origin, bbox, flip)[0, 0].tolist() == [40., 5.]
 
 
 def test_from_data_samples_and_clear_errors():
@@ -276,7 +277,8 @@ def test_accuracy_counts_by_hand_and_nan_without_overlap():
     # distances 0, 1, 2, (2, ignored): 2 of 3 valid correct
     assert correspondence_accuracy(pred, gt, valid, (3, 4)).item() == pytest.approx(2 / 3)
     assert correspondence_accuracy(pred, gt, valid, (3, 4), tolerance=2).item() == 1.0
-    assert correspondence_accuracy(pred, gt, valid, (3, 4), tolerance=0).item() == pytest.approx(1 / 3)
+    exact = correspondence_accuracy(pred, gt, valid, (3, 4), tolerance=0)
+    assert exact.item() == pytest.approx(1 / 3)
     assert np.isnan(correspondence_accuracy(pred, gt, torch.zeros_like(valid), (3, 4)).item())
     with pytest.raises(ValueError, match='same shape'):
         correspondence_accuracy(pred, gt[:, :2], valid, (3, 4))

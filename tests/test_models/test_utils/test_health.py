@@ -76,8 +76,9 @@ def test_analytic_values():
 
 
 def _train_logs(algo, steps, **kwargs):
-    from tiny_models import build_tiny_model
     from mmengine.optim import OptimWrapper
+
+    from tiny_models import build_tiny_model
     torch.manual_seed(0)
     model = build_tiny_model(algo, depth=18, base_channels=8,
                              hid_channels=16, feat_dim=8, queue_len=12,
@@ -142,8 +143,7 @@ def test_own_in_queue_from_sample_idx():
     3 has an older key of its own image; step 2's queries have none."""
     from mmengine.optim import OptimWrapper
 
-    from densecl_plugin.datasets.self_sup_data_sample import \
-        SelfSupDataSample
+    from densecl_plugin.datasets.self_sup_data_sample import SelfSupDataSample
     from tiny_models import build_tiny_model
     torch.manual_seed(0)
     model = build_tiny_model('MoCoV2', depth=18, base_channels=8,
