@@ -13,6 +13,9 @@ Checked files: ``README.md``, ``CHANGELOG.md``, ``docs/**/*.md`` and
   Patterns (``{a,b}``, ``*``, ``<name>``, ``...``, upper-case placeholders)
   are not paths and are skipped. ``CHANGELOG.md`` names files that have
   since moved, so only its links are checked.
+- pytest node ids (``tests/x/test_y.py::test_z[param]``,
+  ``tests/x/test_y.py::TestZ::test_w``): the file exists and defines every
+  named class or function (the parameter id is not checked).
 """
 import glob
 import os.path as osp
@@ -30,7 +33,7 @@ TOP_FILES = ('README.md', 'CHANGELOG.md', 'Makefile', 'setup.py',
 
 LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)')
 BACKTICK = re.compile(r'`([^`\n]+)`')
-TOKEN = re.compile(r'[A-Za-z0-9_.\-/{}*<>,]+')
+TOKEN = re.compile(r'[A-Za-z0-9_.\-/{}*<>,:\[\]]+')
 FENCE = re.compile(r'^\s*```')
 
 
@@ -88,9 +91,19 @@ def dead_references(path: str, root: str = ROOT) -> List[str]:
         if history and kind == 'path':
             continue
         base = osp.dirname(path) if kind == 'link' else root
+        target, *names = target.split('::')
+        where = f'{osp.relpath(path, root)}:{lineno}: {kind}'
         if target and not osp.exists(osp.join(base, target)):
-            dead.append(f'{osp.relpath(path, root)}:{lineno}: {kind} '
-                        f'{target!r} does not exist')
+            dead.append(f'{where} {target!r} does not exist')
+        elif names:
+            with open(osp.join(base, target), encoding='utf-8') as f:
+                source = f.read()
+            for name in names:
+                name = name.split('[', 1)[0]
+                if not re.search(rf'^\s*(def|class) {re.escape(name)}\b',
+                                 source, re.M):
+                    dead.append(f'{where} {target}::{name} is not defined '
+                                f'in {target}')
     return dead
 
 
@@ -127,4 +140,22 @@ def test_a_dead_reference_is_caught(tmp_path):
     history.write_text('`configs/gone.py` moved; [page](docs/gone.md)\n')
     assert dead_references(str(history), root=str(tmp_path)) == [
         "CHANGELOG.md:1: link 'docs/gone.md' does not exist"
+    ]
+
+
+def test_a_dead_test_id_is_caught(tmp_path):
+    (tmp_path / 'docs').mkdir()
+    (tmp_path / 'tests').mkdir()
+    (tmp_path / 'tests' / 'test_x.py').write_text(
+        'class TestY:\n    def test_m(self):\n        pass\n\n\n'
+        'def test_a():\n    pass\n')
+    page = tmp_path / 'docs' / 'faults.md'
+    page.write_text('| a | `tests/test_x.py::test_a[p-1]` |\n'
+                    '| b | `tests/test_x.py::TestY::test_m` |\n'
+                    '| c | `tests/test_x.py::test_gone` |\n'
+                    '| d | `tests/test_gone.py::test_a` |\n')
+    assert dead_references(str(page), root=str(tmp_path)) == [
+        'docs/faults.md:3: path tests/test_x.py::test_gone is not defined '
+        'in tests/test_x.py',
+        "docs/faults.md:4: path 'tests/test_gone.py' does not exist",
     ]
