@@ -19,6 +19,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
+from densecl_plugin.utils.checks import check_int
 
 
 @HOOKS.register_module()
@@ -40,10 +41,7 @@ class StudyCurveHook(Hook):
     def __init__(self, images: Sequence[str], out_file: str,
                  interval: int = 250, seeds: Sequence[int] = (1000, ),
                  view_size: int = 192) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) \
-                or interval < 1:
-            raise ValueError(f'StudyCurveHook: interval must be an int >= 1, '
-                             f'got {interval!r}')
+        check_int('StudyCurveHook', 'interval', interval, 1)
         if not images or not seeds:
             raise ValueError('StudyCurveHook needs images and seeds')
         self.images = list(images)

@@ -1,5 +1,5 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""Argument checks shared by the models' constructors."""
+"""Argument checks shared by the models' and hooks' constructors."""
 from typing import Any
 
 
@@ -20,3 +20,28 @@ def check_bool(owner: str, key: str, value: Any) -> None:
     """
     if not isinstance(value, bool):
         raise TypeError(f'{owner}: {key} must be a bool, got {value!r}')
+
+
+def check_int(owner: str, key: str, value: Any, minimum: int,
+              note: str = '') -> None:
+    """Refuse a count that is not an ``int`` of at least ``minimum``.
+
+    ``True`` is refused too (``bool`` is an ``int`` in Python, but never a
+    count in a config).
+
+    Args:
+        owner (str): Who takes the count, e.g. ``'DenseCLHook'``; it opens
+            the message.
+        key (str): The argument's name.
+        value (Any): What was given.
+        minimum (int): The smallest allowed value.
+        note (str): Said after the bound, e.g. ``' (0 = off)'``. Defaults to
+            ``''``.
+
+    Raises:
+        ValueError: ``value`` is not an ``int`` >= ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or value < minimum:
+        raise ValueError(f'{owner}: {key} must be an int >= {minimum}{note}, '
+                         f'got {value!r}')

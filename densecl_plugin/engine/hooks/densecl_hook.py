@@ -6,6 +6,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
+from densecl_plugin.utils.checks import check_int
 
 
 @HOOKS.register_module()
@@ -35,10 +36,7 @@ class DenseCLHook(Hook):
 
     def __init__(self, start_iters: int = 1000,
                  loss_lambda: Optional[float] = None) -> None:
-        if isinstance(start_iters, bool) or not isinstance(
-                start_iters, int) or start_iters < 0:
-            raise ValueError(f'DenseCLHook: start_iters must be an int >= 0, '
-                             f'got {start_iters!r}')
+        check_int('DenseCLHook', 'start_iters', start_iters, 0)
         if loss_lambda is not None and not 0 <= loss_lambda <= 1:
             raise ValueError(f'DenseCLHook: loss_lambda must be in [0, 1] or '
                              f'None, got {loss_lambda!r}')

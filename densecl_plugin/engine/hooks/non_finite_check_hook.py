@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
+from densecl_plugin.utils.checks import check_int
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -63,10 +64,7 @@ class NonFiniteCheckHook(Hook):
     priority = 'ABOVE_NORMAL'
 
     def __init__(self, interval: int = 1, check_params: bool = True) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) or \
-                interval < 1:
-            raise ValueError(f'NonFiniteCheckHook: interval must be an int '
-                             f'>= 1, got {interval!r}')
+        check_int('NonFiniteCheckHook', 'interval', interval, 1)
         self.interval = interval
         self.check_params = check_params
 

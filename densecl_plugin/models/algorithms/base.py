@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from densecl_plugin.registry import MODELS
+from densecl_plugin.utils.checks import check_int
 from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
                           concat_all_gather)
 from ..utils.health import health_metrics, own_key_share
@@ -221,15 +222,9 @@ class BaseMomentumContrast(BaseModel):
             raise ValueError(f'{name}: feat_dim={feat_dim} but the neck '
                              f'{type(self.neck).__name__} has out_channels='
                              f'{out_channels}; they must be equal')
-        if isinstance(split_bn_groups, bool) or not isinstance(
-                split_bn_groups, int) or split_bn_groups < 1:
-            raise ValueError(f'{name}: split_bn_groups must be an int >= 1 '
-                             f'(1 = off), got {split_bn_groups!r}')
+        check_int(name, 'split_bn_groups', split_bn_groups, 1, ' (1 = off)')
         self.split_bn_groups = split_bn_groups
-        if isinstance(health_interval, bool) or not isinstance(
-                health_interval, int) or health_interval < 0:
-            raise ValueError(f'{name}: health_interval must be an int >= 0 '
-                             f'(0 = off), got {health_interval!r}')
+        check_int(name, 'health_interval', health_interval, 0, ' (0 = off)')
         self.health_interval = health_interval
         self._health_steps = 0  # training steps seen (no runner's 'iter')
         self.K = queue_len
