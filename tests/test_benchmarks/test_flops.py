@@ -75,14 +75,14 @@ def test_densecl_costs_more_than_mocov2_by_its_dense_parts(costs):
 def test_bytes(costs):
     b = costs['DenseCL']['bytes']
     assert b['params_trained'] == b['params_key_encoder'] == b['grads']
-    assert b['queues'] == 2 * D * K * 4  # queue and queue2, float32
+    assert b['queues'] == 2 * D * K * 4 + K * 8  # queue, queue2 + queue_idx
     assert b['dense_logits_plain'] == N * costs['DenseCL']['S']**2 * (K +
                                                                      1) * 4
     assert b['saved_activations'] > 0
     # the frugal loss's largest buffer: a chunk of logits, at most all rows
     M = N * costs['DenseCL']['S']**2
     assert K * 4 <= b['dense_logits_frugal_chunk'] <= M * K * 4
-    assert costs['MoCoV2']['bytes']['queues'] == D * K * 4
+    assert costs['MoCoV2']['bytes']['queues'] == D * K * 4 + K * 8
 
 
 def test_run_time_and_implied_efficiency_are_inverse():
