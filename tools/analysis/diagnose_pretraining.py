@@ -1,0 +1,55 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""Tell whether a pre-training run is learning, collapsing or not learning yet.
+
+    python tools/analysis/diagnose_pretraining.py WORK_DIR [--out-dir D]
+
+Reads the newest ``WORK_DIR/<timestamp>/vis_data/scalars.json`` (the run
+needs ``model.health_interval`` > 0), prints the verdict with its numbers and
+writes ``diagnosis.png``, ``diagnosis.json`` and ``diagnosis.txt`` (into the
+run's timestamp folder unless ``--out-dir``). The rules: see
+:mod:`densecl_plugin.analysis.pretraining_diagnosis` and
+``docs/pretraining_health.md``.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Optional, Sequence
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+from densecl_plugin.analysis.pretraining_diagnosis import (Rules,
+                                                           diagnose_work_dir)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    d = Rules()
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir', help="a Runner's work dir")
+    parser.add_argument('--out-dir', help='where the diagnosis files go')
+    parser.add_argument('--window', type=float, default=d.window,
+                        help='share of the rows in a window')
+    parser.add_argument('--std-collapse', type=float, default=d.std_collapse)
+    parser.add_argument('--cos-collapse', type=float, default=d.cos_collapse)
+    parser.add_argument('--loss-drop', type=float, default=d.loss_drop)
+    parser.add_argument('--gap-growth', type=float, default=d.gap_growth)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    """Diagnose, print the verdict line and the files; return the result."""
+    args = parse_args(argv)
+    try:
+        rules = Rules(window=args.window, std_collapse=args.std_collapse,
+                      cos_collapse=args.cos_collapse, loss_drop=args.loss_drop,
+                      gap_growth=args.gap_growth)
+        result = diagnose_work_dir(args.work_dir, args.out_dir, rules)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f'diagnose_pretraining: {e}')
+    print(result['summary'])
+    for f in result['files'].values():
+        print(f'wrote {f}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
