@@ -22,11 +22,12 @@ from mmengine.config import Config
 from position_codes import fourier_position_encoding
 from torch import nn
 
+from densecl_plugin.apis.inference import (backbone_c5, build_model,
+                                           load_backbone_checkpoint,
+                                           make_views, match_image_views)
 from densecl_plugin.models.utils.correspondence import (
     geometric_correspondence, match_views, views_geometry)
-from densecl_plugin.visualization.visualize_correspondence import (
-    backbone_c5, build_model, load_backbone_checkpoint, make_views,
-    visualize_correspondence)
+from densecl_plugin.visualization import visualize_correspondence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CPU_CONFIG = osp.join(ROOT, 'configs/densecl/'
@@ -84,6 +85,10 @@ def test_oracle_scores_one_through_real_transforms(ramp_image, tmp_path):
             assert m.accuracy().item() == 1.0, (seed, packed['data_samples'].views)
         n_overlap += int(m.valid.sum())
         flips.update(bool(g[1]) for g in geom)
+        # the same four steps in one call
+        _, one, geometry = match_image_views(oracle, cfg, ramp_image, seed)
+        assert torch.equal(one.ind, m.ind) and torch.equal(one.valid, m.valid)
+        assert geometry == tuple((g[0][0].tolist(), bool(g[1][0])) for g in geom)
     assert n_overlap > 0 and flips == {True, False}  # both cases exercised
     # the same through the whole tool
     s = visualize_correspondence(cfg, None, ramp_image, str(tmp_path), seed=1,

@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
+from densecl_plugin.utils.checks import check_int
 
 
 @HOOKS.register_module()
@@ -48,10 +49,8 @@ class CorrespondenceHook(Hook):
                  seed: int = 0) -> None:
         for name, value in (('interval', interval),
                             ('draw_interval', draw_interval)):
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value, int) or value < 1):
-                raise ValueError(f'CorrespondenceHook: {name} must be an int '
-                                 f'>= 1, got {value!r}')
+            if value is not None:
+                check_int('CorrespondenceHook', name, value, 1)
         self.interval = interval
         self.image = image
         self.draw_interval = draw_interval or interval
@@ -118,25 +117,15 @@ class CorrespondenceHook(Hook):
             tuple[np.ndarray, float]: RGB uint8 figure and accuracy (NaN when
             the views do not overlap).
         """
-        from densecl_plugin.models.utils.correspondence import (match_views,
-                                                                views_geometry)
-        from densecl_plugin.visualization import (backbone_c5, draw_matches,
-                                                  make_views, to_rgb_image)
-        model = self._model(runner)
-        packed = make_views(self._pipeline(runner), self.image, self.seed)
-        was_training = model.training
-        model.eval()  # BN running statistics: one image is a batch of 1
-        try:
-            q_b, k_b = backbone_c5(model, packed)  # (1, C, S_h, S_w) each
-        finally:
-            model.train(was_training)
-        (q_bbox, q_flip), (k_bbox, k_flip) = (
-            views_geometry([packed['data_samples']], v) for v in (0, 1))
-        matches = match_views(q_b, k_b, q_bbox, q_flip, k_bbox, k_flip)
+        from densecl_plugin.apis.inference import match_image_views
+        from densecl_plugin.visualization import draw_matches, to_rgb_image
+
+        # eval mode inside: BN running statistics, one image is a batch of 1
+        packed, matches, (q_geom, k_geom) = match_image_views(
+            self._model(runner), self._pipeline(runner), self.image,
+            self.seed)
         q_img, k_img = (to_rgb_image(v) for v in packed['inputs'][:2])
-        rgb = draw_matches(q_img, k_img, matches,
-                           (q_bbox[0].tolist(), bool(q_flip[0])),
-                           (k_bbox[0].tolist(), bool(k_flip[0])),
+        rgb = draw_matches(q_img, k_img, matches, q_geom, k_geom,
                            self.threshold,
                            title=f'iter {runner.iter + 1}: mutual matches '
                            f'with sim > {self.threshold:g} (red: wrong by '
