@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from densecl_plugin.registry import MODELS
-from densecl_plugin.utils.checks import check_int
+from densecl_plugin.utils.checks import check_bool, check_int
 from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
                           concat_all_gather)
 from ..utils.health import health_metrics, own_key_share
@@ -251,9 +251,7 @@ class BaseMomentumContrast(BaseModel):
         """Refuse a backbone whose BN layers would not train (see the
         class's ``allow_frozen_bn``)."""
         name = type(self).__name__
-        if not isinstance(allow_frozen_bn, bool):
-            raise TypeError(f'{name}: allow_frozen_bn must be a bool, got '
-                            f'{allow_frozen_bn!r}')
+        check_bool(name, 'allow_frozen_bn', allow_frozen_bn)
         frozen, total = frozen_batchnorms(self.backbone)
         if frozen and not allow_frozen_bn:
             cfg = {k: getattr(self.backbone, k) for k in
@@ -281,9 +279,7 @@ class BaseMomentumContrast(BaseModel):
             compile_backbone (bool | dict): See the class. Defaults to False.
         """
         name = type(self).__name__
-        if not isinstance(channels_last, bool):
-            raise TypeError(f'{name}: channels_last must be a bool, got '
-                            f'{channels_last!r}')
+        check_bool(name, 'channels_last', channels_last)
         if not isinstance(compile_backbone, (bool, dict)):
             raise TypeError(f'{name}: compile_backbone must be a bool or a '
                             f'dict of torch.compile arguments, got '

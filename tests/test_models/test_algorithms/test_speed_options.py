@@ -92,6 +92,11 @@ def test_bad_option_types_are_named():
         _build(DenseCL, channels_last='yes')
     with pytest.raises(TypeError, match='compile_backbone'):
         _build(MoCoV2, compile_backbone='max-autotune')
+    # a 0/1 flag from a config is a mistake, named with the class
+    with pytest.raises(TypeError, match='MoCoV2: channels_last must be a bool, got 1'):
+        _build(MoCoV2, channels_last=1)
+    with pytest.raises(TypeError, match="DenseCL: allow_frozen_bn must be a bool, got 'no'"):
+        _build(DenseCL, allow_frozen_bn='no')
 
 
 def test_compiled_backbones_trace_and_keep_names_and_values():
