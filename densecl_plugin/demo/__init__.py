@@ -6,7 +6,7 @@ its command line. Importing this package registers
 :class:`DemoProgressHook` (our ``HOOKS``).
 """
 from .demo_progress_hook import DemoProgressHook
-from .stages import FULL, QUICK, Demo, DemoSettings, run_demo
+from .stages import FULL, QUICK, Demo, DemoSettings, StageSettings, run_demo
 
 __all__ = ['DemoProgressHook', 'Demo', 'DemoSettings', 'FULL', 'QUICK',
-           'run_demo']
+           'StageSettings', 'run_demo']

@@ -11,14 +11,13 @@ the fraction of query cells (that view 2 also sees) whose match is within
 one cell of the cell covering the same image point.
 """
 import copy
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
 from torch import nn
 
-from densecl_plugin.models.utils.correspondence import (
-    correspondence_accuracy, match_views, views_geometry)
+from densecl_plugin.models.utils.correspondence import correspondence_accuracy
 from .demo_progress_hook import progress_bar
 
 
@@ -80,7 +79,7 @@ def held_out_correspondence(model: nn.Module, cfg: Config,
         ``num_cells`` (overlapping query cells counted), ``grid`` and
         ``view_size``.
     """
-    from densecl_plugin.visualization import backbone_c5, make_views
+    from densecl_plugin.apis.inference import match_image_views
     if not images or not seeds:
         raise ValueError('held_out_correspondence needs at least one image '
                          f'and one seed, got {len(images)} images and '
@@ -92,11 +91,7 @@ def held_out_correspondence(model: nn.Module, cfg: Config,
     key_grid = None
     for image in images:
         for seed in seeds:
-            packed = make_views(cfg, image, seed)
-            q_b, k_b = backbone_c5(model, packed)  # (1, C, S_h, S_w) each
-            q_bbox, q_flip = views_geometry([packed['data_samples']], 0)
-            k_bbox, k_flip = views_geometry([packed['data_samples']], 1)
-            matches = match_views(q_b, k_b, q_bbox, q_flip, k_bbox, k_flip)
+            matches = match_image_views(model, cfg, image, seed).matches
             if key_grid is not None and matches.key_grid_size != key_grid:
                 raise ValueError(f'{image}: grid {matches.key_grid_size} '
                                  f'differs from {key_grid}; views must all '
@@ -121,6 +116,35 @@ def held_out_correspondence(model: nn.Module, cfg: Config,
                 same_cell_accuracy=float(same_cell_accuracy),
                 num_pairs=int(ind.shape[0]), num_cells=int(valid.sum()),
                 grid=list(key_grid), view_size=view_size)
+
+
+def checkpoint_correspondence(cfg: Config, checkpoint: Optional[str],
+                              images: Sequence[str], seeds: Sequence[int],
+                              view_size: int = 192,
+                              desc: Optional[str] = None
+                              ) -> Tuple[nn.Module, Dict[str, Any]]:
+    """:func:`held_out_correspondence` of a checkpoint of ``cfg``'s model.
+
+    Args:
+        cfg (Config): the pre-training config the checkpoint belongs to.
+        checkpoint (str, optional): a full pre-training state dict, or
+            None / ``'random'`` for the config's initialisation (see
+            :func:`~densecl_plugin.apis.inference.build_model`).
+        images (Sequence[str]): held-out image files.
+        seeds (Sequence[int]): one view pair per image and seed.
+        view_size (int): view side in pixels. Defaults to 192.
+        desc (str, optional): progress bar label. Defaults to None (no bar).
+
+    Returns:
+        tuple[nn.Module, dict]: the built model (in eval mode) and the
+        result of :func:`held_out_correspondence` with ``checkpoint``.
+    """
+    from densecl_plugin.apis.inference import build_model
+    model = build_model(cfg, checkpoint)
+    result = held_out_correspondence(model, cfg, images, seeds, view_size,
+                                     desc=desc)
+    result['checkpoint'] = checkpoint
+    return model, result
 
 
 def chance_accuracy(grid: Sequence[int], tolerance: int = 1) -> float:

@@ -21,7 +21,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 #: the seed of every split and tiling choice in the demo data
 DATA_SEED = 0
@@ -61,6 +61,18 @@ def load_manifest(data_dir: str) -> Optional[Dict[str, Any]]:
              manifest['segmentation']['data_root'],
              manifest['unlabeled']['root'], *manifest['held_out']]
     return manifest if all(osp.exists(p) for p in paths) else None
+
+
+def held_out_images(manifest: Dict[str, Any],
+                    limit: Optional[int] = None) -> List[str]:
+    """The manifest's held-out images, the first ``limit`` of them.
+
+    Args:
+        manifest (dict): as :func:`prepare_demo_data` returns it.
+        limit (int, optional): Defaults to None (all).
+    """
+    images = list(manifest['held_out'])
+    return images[:limit] if limit else images
 
 
 def prepare_demo_data(data_dir: str, cache_dir: Optional[str] = None,

@@ -34,7 +34,7 @@ from mmengine.config import Config
 
 from ..utils.hashing import file_sha256 as file_digest
 from ..utils.staged_run import StagedRun, fingerprint
-from .data import DATA_SEED, prepare_demo_data
+from .data import DATA_SEED, held_out_images, prepare_demo_data
 from .report import (INIT_LABELS, INITS, format_markdown, infonce_curves,
                      plot_loss_curves, table_rows, write_report)
 from .runs import quiet_logs, run_config
@@ -52,42 +52,53 @@ TASKS = ('detection', 'segmentation')
 
 
 @dataclass(frozen=True)
-class DemoSettings:
-    """How long each stage runs.
+class StageSettings:
+    """The settings of the demo's stages that the study sets too.
 
-    ``None`` keeps the config's value: the full demo runs the configs as
-    they are; the quick demo only shortens them.
+    ``None`` keeps the config's value.
 
     Attributes:
-        name (str): ``'full'`` or ``'quick'``.
-        pretrain_iters (int, optional): pre-training iterations.
-        densecl_start_iters (int, optional): iterations before DenseCL's
-            dense loss is switched on (``DenseCLHook.start_iters``).
+        name (str): what the run is called (``'full'``, ``'quick'``, ...).
+        pretrain_batch_size (int, optional): pre-training batch size.
         detection_iters (int, optional): detector fine-tuning iterations.
         segmentation_iters (int, optional): segmenter fine-tuning iterations.
-        pretrain_batch_size (int, optional): pre-training batch size.
         finetune_batch_size (int, optional): fine-tuning batch size.
         val_max_images (int, optional): validate fine-tuned models on the
             first this many validation images only.
         corr_seeds (tuple[int]): view-pair seeds per held-out image.
         corr_max_images (int, optional): use at most this many held-out
             images.
-        corr_view_size (int): view side of the correspondence evaluation.
-        figure_seed (int): seed of the two views in the figure.
-        seed (int, optional): ``randomness.seed`` of the pre-training and
-            fine-tuning runs. Defaults to None (the configs' seed, 0).
+        corr_view_size (int): view side of the correspondence evaluation
+            (192: a 6 x 6 C5 grid).
     """
     name: str
-    pretrain_iters: Optional[int] = None
-    densecl_start_iters: Optional[int] = None
+    pretrain_batch_size: Optional[int] = None
     detection_iters: Optional[int] = None
     segmentation_iters: Optional[int] = None
-    pretrain_batch_size: Optional[int] = None
     finetune_batch_size: Optional[int] = None
     val_max_images: Optional[int] = None
     corr_seeds: Sequence[int] = (1000, 1001, 1002, 1003)
     corr_max_images: Optional[int] = None
     corr_view_size: int = 192
+
+
+@dataclass(frozen=True)
+class DemoSettings(StageSettings):
+    """How long each stage runs: :class:`StageSettings` and these.
+
+    ``None`` keeps the config's value: the full demo runs the configs as
+    they are; the quick demo only shortens them.
+
+    Attributes:
+        pretrain_iters (int, optional): pre-training iterations.
+        densecl_start_iters (int, optional): iterations before DenseCL's
+            dense loss is switched on (``DenseCLHook.start_iters``).
+        figure_seed (int): seed of the two views in the figure.
+        seed (int, optional): ``randomness.seed`` of the pre-training and
+            fine-tuning runs. Defaults to None (the configs' seed, 0).
+    """
+    pretrain_iters: Optional[int] = None
+    densecl_start_iters: Optional[int] = None
     figure_seed: int = 7
     seed: Optional[int] = None
 
@@ -287,9 +298,7 @@ class Demo(StagedRun):
     # stage 4 -------------------------------------------------------------
     def held_out_images(self) -> List[str]:
         """The held-out images of the correspondence evaluation."""
-        images = list(self.manifest['held_out'])
-        limit = self.settings.corr_max_images
-        return images[:limit] if limit else images
+        return held_out_images(self.manifest, self.settings.corr_max_images)
 
     def correspondence(self, pretrained: Dict[str, Dict[str, Any]]
                        ) -> Dict[str, Any]:
@@ -331,18 +340,15 @@ class Demo(StagedRun):
                            out_dir: str) -> Dict[str, Any]:
         """Held-out accuracy of one backbone (and, for the random init and
         DenseCL, the figure of its matches on ``figure_image``)."""
-        from densecl_plugin.visualization import (build_model,
-                                                  visualize_correspondence)
-        from .correspondence_eval import (held_out_correspondence,
+        from densecl_plugin.visualization import visualize_correspondence
+        from .correspondence_eval import (checkpoint_correspondence,
                                           with_view_size)
         s = self.settings
         cfg = self.pretrain_config(algo)
-        model = build_model(cfg, ckpt)
-        result = held_out_correspondence(
-            model, cfg, images, s.corr_seeds, s.corr_view_size,
+        model, result = checkpoint_correspondence(
+            cfg, ckpt, images, s.corr_seeds, s.corr_view_size,
             desc=f'correspondence {INIT_LABELS[init]}'
             if self.show_progress else None)
-        result['checkpoint'] = ckpt
         if init in ('random', 'densecl'):
             summary = visualize_correspondence(
                 with_view_size(cfg, s.corr_view_size), ckpt, figure_image,

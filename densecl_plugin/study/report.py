@@ -359,11 +359,11 @@ def write_study_report(study, results: Dict[str, Any],
 
 def _jobs_text(study: Any) -> str:
     """`` with N parallel jobs (stages: X s of compute)`` or ``''``."""
-    jobs = getattr(study, 'jobs', 1)
+    jobs = study.jobs
     if jobs <= 1:
         return ''
     compute = sum(st['wall_time'] for st in study.stage_status)
-    threads = getattr(study, 'shard_threads', None)
+    threads = study.shard_threads
     each = f' of {threads} torch thread(s) each' if threads else ''
     return (f' with {jobs} parallel jobs{each} (the stages\' own wall '
             f'times add up to {compute:.0f} s)')

@@ -23,30 +23,33 @@ The stages are the demo's (:class:`~densecl_plugin.demo.Demo`), so each
 writes a ``result.json`` with a fingerprint of its inputs and is reused when
 a later invocation has the same fingerprint: a stopped study resumes at the
 run it was in. :func:`estimate` predicts the wall time of a plan from
-per-iteration costs measured in finished stages (or a short calibration).
+per-iteration costs measured in finished stages (or a short calibration;
+the cost model is :mod:`.cost`); ``jobs > 1`` runs the plan in parallel
+shards (:mod:`.shards`).
 """
 import glob
-import json
 import os
 import os.path as osp
-import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from mmengine.config import Config
 
-from densecl_plugin.demo.data import DATA_SEED, prepare_demo_data
+from densecl_plugin.demo.data import (DATA_SEED, held_out_images,
+                                      prepare_demo_data)
 from densecl_plugin.demo.runs import quiet_logs
-from densecl_plugin.demo.stages import ALGOS, TASKS, Demo, DemoSettings
+from densecl_plugin.demo.stages import (ALGOS, TASKS, Demo, DemoSettings,
+                                        StageSettings)
 from densecl_plugin.utils.hashing import file_sha256
-from densecl_plugin.utils.staged_run import StagedRun, fingerprint
+from densecl_plugin.utils.staged_run import (StagedRun, fingerprint,
+                                             try_load_json)
+from .cost import (DEFAULT_COSTS, NUM_HELD_OUT, CostModel, fmt_duration,
+                   measured_costs)
 from .curve_hook import StudyCurveHook  # noqa: F401 (registers the hook)
+from .shards import assign_shards, run_parallel
 
-#: held-out images of the demo data (the plan's guess before the data
-#: manifest is read)
-NUM_HELD_OUT = 18
 #: the arms, in report order
 ARMS = ('random', 'mocov2', 'densecl')
 #: part of every study-stage fingerprint
@@ -54,11 +57,13 @@ STUDY_VERSION = 1
 
 
 @dataclass(frozen=True)
-class StudySettings:
-    """What the study runs.
+class StudySettings(StageSettings):
+    """What the study runs: :class:`~densecl_plugin.demo.stages.StageSettings`
+    (passed on to the demo's stages) and these.
 
     Attributes:
-        name (str): ``'full'``, ``'quick'`` or ``'calibration'``.
+        name (str): ``'full'``, ``'quick'`` or ``'calibration'``. Defaults
+            to ``'full'``.
         budgets (tuple[int]): pre-training iterations, one separate run
             each. Defaults to ``(250, 1000, 2000)`` (with two jobs, the
             study fits a 3-hour session on this 2-core machine; add
@@ -68,15 +73,6 @@ class StudySettings:
         densecl_start_fraction (float): DenseCL's dense loss is switched on
             after this share of the budget (the demo config: 16 of 160).
             Defaults to 0.1.
-        pretrain_batch_size (int, optional): None keeps the config's (16).
-        detection_iters (int, optional): None keeps the config's (60).
-        segmentation_iters (int, optional): None keeps the config's (120).
-        finetune_batch_size (int, optional): None keeps the configs'.
-        val_max_images (int, optional): validate on this many images only.
-        corr_seeds (tuple[int]): view pairs per held-out image (final
-            evaluation). Defaults to the demo's ``(1000, ..., 1003)``.
-        corr_max_images (int, optional): at most this many held-out images.
-        corr_view_size (int): Defaults to 192 (6 x 6 C5 grid).
         curve_interval (int): iterations between two held-out evaluations
             during pre-training. Defaults to 250.
         curve_seeds (tuple[int], optional): view pairs per image of those
@@ -97,14 +93,6 @@ class StudySettings:
     budgets: Sequence[int] = (250, 1000, 2000)
     seeds: Sequence[int] = (0, 1, 2)
     densecl_start_fraction: float = 0.1
-    pretrain_batch_size: Optional[int] = None
-    detection_iters: Optional[int] = None
-    segmentation_iters: Optional[int] = None
-    finetune_batch_size: Optional[int] = None
-    val_max_images: Optional[int] = None
-    corr_seeds: Sequence[int] = (1000, 1001, 1002, 1003)
-    corr_max_images: Optional[int] = None
-    corr_view_size: int = 192
     curve_interval: int = 250
     curve_seeds: Optional[Sequence[int]] = None
     train_corr_interval: int = 10
@@ -137,9 +125,19 @@ def densecl_start_iters(budget: int, fraction: float) -> int:
 
 class _StudyDemo(Demo):
     """The demo's stages for one (seed, budget), with the curve hooks added
-    to the pre-training configs."""
+    to the pre-training configs.
 
-    curve: Dict[str, Any] = {}
+    Args:
+        *args: those of :class:`~densecl_plugin.demo.Demo`.
+        curve (dict): the curve hooks' ``images``, ``interval``, ``seeds``,
+            ``view_size`` and (``CorrespondenceHook``) ``train_interval``.
+        **kwargs: those of :class:`~densecl_plugin.demo.Demo`.
+    """
+
+    def __init__(self, *args: Any, curve: Dict[str, Any],
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.curve = curve
 
     def pretrain_config(self, algo: str) -> Config:
         cfg = super().pretrain_config(algo)
@@ -169,15 +167,26 @@ class Study(StagedRun):
         configs_dir (str, optional): ``configs/``. Defaults to the demo's.
         console (TextIO, optional): Defaults to ``sys.stdout``.
         show_progress (bool): progress bars. Defaults to True.
+        jobs (int): the parallel shards the stages ran in (the report says
+            so). Defaults to 1.
+        shard_threads (int, optional): torch threads of each shard.
+            Defaults to None.
+        started (float, optional): ``time.perf_counter()`` when the study
+            started (:func:`~.shards.run_parallel` started before this
+            object). Defaults to None (now).
     """
 
     LOG_NAME = 'study.log'
     ANNOUNCE_REUSE = False  # the study's progress lines say it
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, jobs: int = 1,
+                 shard_threads: Optional[int] = None,
+                 started: Optional[float] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.jobs = jobs
+        self.shard_threads = shard_threads
         self.costs: Dict[str, float] = {}
-        self._t0 = time.perf_counter()
+        self._t0 = time.perf_counter() if started is None else started
         self._planned = 0.0
         self._done_estimate = 0.0
         self._ran_estimate = self._ran_actual = 0.0
@@ -190,37 +199,26 @@ class Study(StagedRun):
                                           show_progress=self.show_progress)
         return self.manifest
 
-    def held_out(self, limit: Optional[int]) -> List[str]:
-        """The demo's held-out images (the first ``limit``)."""
-        images = list(self.manifest['held_out'])
-        return images[:limit] if limit else images
-
     def demo(self, seed: int, tag: str, budget: int) -> _StudyDemo:
         """The demo's stages for ``seed`` and ``budget``, in
         ``<work_dir>/seed<seed>/<tag>``."""
         s = self.settings
-        ds = DemoSettings(
-            name=f'study-{s.name}', pretrain_iters=budget,
+        shared = {f.name: getattr(s, f.name) for f in fields(StageSettings)}
+        ds = DemoSettings(**dict(
+            shared, name=f'study-{s.name}', pretrain_iters=budget,
             densecl_start_iters=densecl_start_iters(
-                budget, s.densecl_start_fraction),
-            detection_iters=s.detection_iters,
-            segmentation_iters=s.segmentation_iters,
-            pretrain_batch_size=s.pretrain_batch_size,
-            finetune_batch_size=s.finetune_batch_size,
-            val_max_images=s.val_max_images, seed=seed)
-        demo = _StudyDemo(osp.join(self.work_dir, f'seed{seed}', tag),
+                budget, s.densecl_start_fraction), seed=seed))
+        curve = dict(images=held_out_images(self.manifest,
+                                            s.curve_max_images),
+                     interval=s.curve_interval,
+                     seeds=list(s.curve_seeds or s.corr_seeds),
+                     view_size=s.corr_view_size,
+                     train_interval=s.train_corr_interval)
+        return _StudyDemo(osp.join(self.work_dir, f'seed{seed}', tag),
                           self.data_dir, self.cache_dir, ds, force=self.force,
                           configs_dir=self.configs_dir, console=self.console,
-                          show_progress=self.show_progress)
-        demo.manifest = self.manifest
-        demo.log_file = self.log_file
-        demo.stage_status = self.stage_status  # one record of all stages
-        demo.curve = dict(images=self.held_out(s.curve_max_images),
-                          interval=s.curve_interval,
-                          seeds=list(s.curve_seeds or s.corr_seeds),
-                          view_size=s.corr_view_size,
-                          train_interval=s.train_corr_interval)
-        return demo
+                          show_progress=self.show_progress, parent=self,
+                          curve=curve)
 
     def _progress(self, what: str, cost: float) -> None:
         """Count a finished step (its estimated ``cost``) and print the
@@ -258,7 +256,7 @@ class Study(StagedRun):
             out_dir (str): where the two ``result.json`` go.
         """
         s = self.settings
-        images = self.held_out(s.corr_max_images)
+        images = held_out_images(self.manifest, s.corr_max_images)
         corr_expected = fingerprint(
             kind='correspondence', study_version=STUDY_VERSION,
             checkpoint=key, images=images, seeds=list(s.corr_seeds),
@@ -271,20 +269,17 @@ class Study(StagedRun):
 
         def corr() -> Dict[str, Any]:
             from densecl_plugin.demo.correspondence_eval import (
-                chance_accuracy, held_out_correspondence)
-            from densecl_plugin.visualization import build_model
+                chance_accuracy, checkpoint_correspondence)
             with quiet_logs(self.log_file):
-                model = build_model(cfg, checkpoint)
-                result = held_out_correspondence(
-                    model, cfg, images, s.corr_seeds, s.corr_view_size,
+                _, result = checkpoint_correspondence(
+                    cfg, checkpoint, images, s.corr_seeds, s.corr_view_size,
                     desc=f'correspondence {init}' if self.show_progress
                     else None)
-            result.update(chance=chance_accuracy(result['grid']),
-                          checkpoint=checkpoint, init=init)
+            result.update(chance=chance_accuracy(result['grid']), init=init)
             return result
 
         def probe() -> Dict[str, Any]:
-            from densecl_plugin.visualization import build_model
+            from densecl_plugin.apis.inference import build_model
             from .probe import (PROBE_DATA, linear_probe, pooled_features,
                                 probe_data)
             with quiet_logs(self.log_file):
@@ -324,24 +319,24 @@ class Study(StagedRun):
             pre = demo.pretrain(algo)
             self._prune(pre)
             self._progress(f'seed {seed}, {budget} it: pre-train {algo}',
-                           self._cost_pretrain(algo, budget))
+                           self.cost_model().pretrain(algo, budget))
             out[algo] = dict(pretrain=pre)
         for algo in ALGOS:
             pre = out[algo]['pretrain']
             out[algo]['finetune'] = self.finetune_all(demo, algo,
                                                       {algo: pre})
             self._progress(f'seed {seed}, {budget} it: fine-tune {algo}',
-                           self._cost_finetune())
+                           self.cost_model().finetune())
             key = dict(pretrain=pre['fingerprint'],
                        backbone=pre['backbone_sha256'])
             out[algo].update(self.evaluate(
                 demo, algo, algo, pre['checkpoint'], key,
                 osp.join(demo.work_dir, 'eval', algo)))
             self._progress(f'seed {seed}, {budget} it: evaluate {algo}',
-                           self._cost_eval())
+                           self.cost_model().evaluation())
             curve_file = osp.join(demo.work_dir, 'pretrain', algo,
                                   'curve.json')
-            out[algo]['curve'] = _read_json(curve_file)
+            out[algo]['curve'] = try_load_json(curve_file)
         return out
 
     def run_random(self, seed: int, densecl_pre: Dict[str, Any]
@@ -354,13 +349,13 @@ class Study(StagedRun):
         out: Dict[str, Any] = dict(finetune=self.finetune_all(demo, 'random',
                                                               {}))
         self._progress(f'seed {seed}: fine-tune random init',
-                       self._cost_finetune())
+                       self.cost_model().finetune())
         init_ckpt = densecl_pre['init_checkpoint']
         out.update(self.evaluate(demo, 'random', 'densecl', init_ckpt,
                                  dict(init=file_sha256(init_ckpt)),
                                  osp.join(demo.work_dir, 'eval', 'random')))
         self._progress(f'seed {seed}: evaluate random init',
-                       self._cost_eval())
+                       self.cost_model().evaluation())
         return out
 
     def _prune(self, pre: Dict[str, Any]) -> None:
@@ -375,40 +370,14 @@ class Study(StagedRun):
                 os.remove(path)
 
     # costs ---------------------------------------------------------------
-    def _cost_pretrain(self, algo: str, budget: int) -> float:
-        c = self.costs
-        return c[f'pretrain_{algo}_per_iter'] * budget + \
-            c['pretrain_overhead'] + c['curve_per_pair'] * \
-            self._curve_pairs() * (budget // self.settings.curve_interval + 2)
-
-    def _curve_pairs(self) -> int:
-        """View pairs of one held-out curve evaluation."""
-        s = self.settings
-        n = len(self.manifest.get('held_out', ())) or NUM_HELD_OUT
-        images = min(s.curve_max_images or n, n)
-        return images * len(s.curve_seeds or s.corr_seeds)
-
-    def _cost_finetune(self) -> float:
-        c, s = self.costs, self.settings
-        det = s.detection_iters or 60
-        seg = s.segmentation_iters or 120
-        return c['detection_per_iter'] * det + c['detection_fixed'] + \
-            c['segmentation_per_iter'] * seg + c['segmentation_fixed']
-
-    def _cost_eval(self) -> float:
-        return self.costs['correspondence_per_stage'] + \
-            self.costs['probe_per_stage']
-
-    def planned_cost(self, jobs: int = 1) -> float:
-        """The estimated seconds of the whole plan (:attr:`costs`), with
-        ``jobs`` parallel shards: the most loaded shard's. Defaults to 1."""
-        units = self.units()
-        costs = [self.unit_cost(*u) for u in units]
-        if jobs <= 1:
-            return sum(costs)
-        owner = assign_shards(units, costs, jobs)
-        return max(sum(c for u, c in zip(units, costs) if owner[u] == k)
-                   for k in range(jobs))
+    def cost_model(self, costs: Optional[Dict[str, Any]] = None
+                   ) -> CostModel:
+        """The cost model of this plan with ``costs`` (defaults to
+        :attr:`costs`) and the data's held-out images once read."""
+        return CostModel(self.settings, self.costs if costs is None
+                         else costs,
+                         len(self.manifest.get('held_out', ()))
+                         or NUM_HELD_OUT)
 
     def units(self) -> List[Tuple[int, int]]:
         """The plan's ``(seed, budget)`` units in run order (smallest
@@ -418,14 +387,6 @@ class Study(StagedRun):
         s = self.settings
         return [(seed, budget) for budget in sorted(s.budgets)
                 for seed in s.seeds]
-
-    def unit_cost(self, seed: int, budget: int) -> float:
-        """The estimated seconds of one unit (:meth:`units`)."""
-        cost = sum(self._cost_pretrain(algo, budget) for algo in ALGOS) + \
-            len(ALGOS) * (self._cost_finetune() + self._cost_eval())
-        if budget == min(self.settings.budgets):
-            cost += self._cost_finetune() + self._cost_eval()
-        return cost
 
     # all -----------------------------------------------------------------
     def run(self, costs: Optional[Dict[str, float]] = None,
@@ -452,13 +413,14 @@ class Study(StagedRun):
         os.makedirs(self.work_dir, exist_ok=True)
         self.costs = costs or measured_costs(self.work_dir) or DEFAULT_COSTS
         units = self.units()
+        model = self.cost_model()
         what = ''
         if shard is not None:
-            owner = assign_shards(
-                units, [self.unit_cost(*u) for u in units], shard[1])
+            owner = assign_shards(units, [model.unit(*u) for u in units],
+                                  shard[1])
             units = [u for u in units if owner[u] == shard[0]]
             what = f' shard {shard[0] + 1}/{shard[1]}: units {units};'
-        self._planned = sum(self.unit_cost(*u) for u in units)
+        self._planned = model.plan(units)
         self.say(f'Small-scale study ({s.name}): budgets {list(s.budgets)}, '
                  f'seeds {list(s.seeds)};{what} work dir {self.work_dir}, '
                  f'logs in {self.log_file}')
@@ -481,229 +443,6 @@ class Study(StagedRun):
                      f'{fmt_duration(wall)}.')
             return dict(units=units, wall_time=wall)
         return write_study_report(self, results, wall)
-
-
-def assign_shards(units: Sequence[Tuple[int, int]],
-                  costs: Sequence[float], n: int) -> Dict[Tuple[int, int],
-                                                          int]:
-    """Split the units over ``n`` parallel shards, balancing their
-    estimated cost (longest first, each to the least-loaded shard; ties to
-    the lower shard), so every shard process computes the same split.
-
-    Args:
-        units (Sequence[tuple[int, int]]): ``(seed, budget)`` pairs.
-        costs (Sequence[float]): their estimated seconds.
-        n (int): shards (>= 1).
-
-    Returns:
-        dict: unit -> shard index in ``[0, n)``.
-    """
-    if n < 1:
-        raise ValueError(f'the number of shards must be >= 1, got {n}')
-    if len(units) != len(costs):
-        raise ValueError(f'{len(units)} units but {len(costs)} costs')
-    load = [0.0] * n
-    owner: Dict[Tuple[int, int], int] = {}
-    order = sorted(range(len(units)), key=lambda i: (-costs[i], i))
-    for i in order:
-        k = min(range(n), key=lambda j: (load[j], j))
-        owner[tuple(units[i])] = k
-        load[k] += costs[i]
-    return owner
-
-
-def _run_shard(kwargs: Dict[str, Any], shard: Tuple[int, int],
-               log_path: str, threads: int) -> None:
-    """One shard process of :func:`run_study` (``jobs > 1``): its console
-    goes to ``log_path``."""
-    import threading
-
-    import torch
-    torch.set_num_threads(threads)
-    parent = os.getppid()
-
-    def orphaned() -> None:
-        # the parent was killed (not even SIGTERM reached it): stop, the
-        # finished stages stay and a rerun resumes
-        while os.getppid() == parent:
-            time.sleep(2.0)
-        os._exit(3)
-
-    threading.Thread(target=orphaned, daemon=True).start()
-    with open(log_path, 'a', buffering=1) as console:
-        sys.stdout = sys.stderr = console
-        print(f'shard {shard[0] + 1}/{shard[1]}: pid {os.getpid()}',
-              file=console)
-        settings = kwargs.pop('settings')
-        study = Study(kwargs.pop('work_dir'), kwargs.pop('data_dir'),
-                      kwargs.pop('cache_dir'), settings, console=console,
-                      show_progress=False, **kwargs)
-        study.run(shard=shard)
-
-
-def run_parallel(settings: StudySettings, work_dir: str, data_dir: str,
-                 cache_dir: Optional[str], jobs: int, force: bool = False,
-                 configs_dir: Optional[str] = None,
-                 show_progress: bool = True, poll_s: float = 30.0
-                 ) -> Dict[str, Any]:
-    """Run the plan's units in ``jobs`` parallel processes (spawned, one
-    torch thread each unless the cores allow more), then write the report
-    in this process (every stage then is reused).
-
-    Each shard's stage and ETA lines go to ``<work_dir>/shard<i>of<n>.log``;
-    this process prints each shard's latest line every ``poll_s`` seconds.
-    A failing shard stops nothing else; the error names its log, and a
-    rerun resumes every shard where it stopped.
-    """
-    import multiprocessing as mp
-    os.makedirs(work_dir, exist_ok=True)
-    console = sys.stdout
-    t0 = time.perf_counter()
-    # build the data once, before the shards read it
-    Study(work_dir, data_dir, cache_dir, settings,
-          show_progress=show_progress).data()
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    ctx = mp.get_context('spawn')
-    procs, logs = [], []
-    for i in range(jobs):
-        log_path = osp.join(work_dir, f'shard{i + 1}of{jobs}.log')
-        logs.append(log_path)
-        kwargs = dict(settings=settings, work_dir=work_dir,
-                      data_dir=data_dir, cache_dir=cache_dir, force=force,
-                      configs_dir=configs_dir)
-        proc = ctx.Process(target=_run_shard, name=f'study-shard{i + 1}',
-                           args=(kwargs, (i, jobs), log_path, threads))
-        proc.start()
-        procs.append(proc)
-    print(f'Small-scale study: {jobs} shards in parallel ({threads} torch '
-          f'thread(s) each); their logs: {", ".join(logs)}', file=console,
-          flush=True)
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        while any(p.is_alive() for p in procs):
-            for p in procs:
-                p.join(timeout=poll_s / len(procs))
-            for i, log_path in enumerate(logs):
-                last = _last_line(log_path, '  study ')
-                if last:
-                    print(f'  shard {i + 1}/{jobs}:{last[7:]}',
-                          file=console, flush=True)
-    except BaseException:  # Ctrl-C, SIGTERM: no shard outlives us
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode]
-    if failed:
-        raise RuntimeError('study shard(s) failed: ' + '; '.join(
-            f'shard {i + 1}/{jobs} exit code {code}, see {logs[i]}'
-            for i, code in failed) + '; rerun to resume')
-    study = Study(work_dir, data_dir, cache_dir, settings, force=False,
-                  configs_dir=configs_dir, show_progress=show_progress)
-    study._t0 = t0
-    study.jobs, study.shard_threads = jobs, threads
-    return study.run()
-
-
-def _last_line(path: str, prefix: str) -> Optional[str]:
-    """The last line of ``path`` that starts with ``prefix``."""
-    if not osp.exists(path):
-        return None
-    with open(path, errors='replace') as f:
-        lines = [ln.rstrip('\n') for ln in f if ln.startswith(prefix)]
-    return lines[-1] if lines else None
-
-
-def _read_json(path: str) -> Optional[Dict[str, Any]]:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def fmt_duration(seconds: float) -> str:
-    """``1 h 02 min``, ``3 min 05 s`` or ``42 s``."""
-    seconds = max(0, int(round(seconds)))
-    h, rem = divmod(seconds, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f'{h} h {m:02d} min'
-    return f'{m} min {sec:02d} s' if m else f'{sec} s'
-
-
-#: per-unit costs (seconds, one core) used until a measurement exists;
-#: measured here with ``--estimate`` (see the README section)
-DEFAULT_COSTS = dict(
-    source='built-in defaults (one core)',
-    pretrain_mocov2_per_iter=1.0, pretrain_densecl_per_iter=1.0,
-    pretrain_overhead=10.0, curve_per_pair=0.1,
-    detection_per_iter=1.5, detection_fixed=30.0,
-    segmentation_per_iter=1.0, segmentation_fixed=15.0,
-    correspondence_per_stage=20.0, probe_per_stage=10.0)
-
-
-def measured_costs(work_dir: str) -> Optional[Dict[str, float]]:
-    """Per-unit costs measured in the finished stages under ``work_dir``
-    (itself or a ``calibration`` run inside it), or None.
-
-    Pre-training per iteration excludes the curve evaluations (timed
-    apart); fine-tuning splits into per iteration and a fixed part (build,
-    validation); evaluation stages are per stage. Per-iteration costs of
-    several runs are weighted by their iterations (longer runs count more).
-    """
-    roots = [work_dir, osp.join(work_dir, 'calibration')]
-    files = [f for r in roots for f in glob.glob(
-        osp.join(r, 'seed*', '*', '**', 'result.json'), recursive=True)]
-    if not files:
-        return None
-    sums: Dict[str, List[Tuple[float, float]]] = {}
-
-    def add(key: str, value: float, weight: float = 1.0) -> None:
-        sums.setdefault(key, []).append((value, weight))
-
-    for path in files:
-        r = _read_json(path)
-        if not r or 'stage_wall_time' not in r:
-            continue
-        if 'algo' in r and 'losses' in r:  # pre-training
-            curve = _read_json(osp.join(osp.dirname(path), 'curve.json'))
-            # the evaluations inside the timed iterations (not the one
-            # before training) are taken out of the per-iteration cost
-            curve_time = curve['eval_time'] if curve else 0.0
-            in_train = curve.get('train_eval_time', curve_time) \
-                if curve else 0.0
-            n_evals = len(curve['held_out']) if curve else 0
-            add(f'pretrain_{r["algo"]}_per_iter',
-                max(r['train_time'] - in_train, 0.0) / r['iters'],
-                r['iters'])
-            add('pretrain_overhead', r['stage_wall_time'] - r['train_time'])
-            pairs = n_evals * len(curve.get('seeds', [1])) * curve.get(
-                'num_images', 1) if curve else 0
-            if pairs:
-                add('curve_per_pair', curve_time / pairs, pairs)
-        elif 'task' in r:
-            add(f'{r["task"]}_per_iter', r['train_time'] / r['iters'],
-                r['iters'])
-            add(f'{r["task"]}_fixed', r['stage_wall_time'] - r['train_time'])
-        elif 'num_pairs' in r:
-            add('correspondence_per_stage', r['stage_wall_time'])
-        elif 'fold_accuracy' in r:
-            add('probe_per_stage', r['stage_wall_time'])
-    costs: Dict[str, Any] = dict(DEFAULT_COSTS)
-    for key, values in sums.items():  # per iteration: weighted by iters
-        costs[key] = sum(v * w for v, w in values) / sum(
-            w for _, w in values)
-    missing = [k for k in DEFAULT_COSTS if k != 'source' and k not in sums]
-    costs['source'] = f'measured in {len(files)} stages under {work_dir}' + (
-        f' (defaults for {", ".join(missing)})' if missing else '')
-    return costs
 
 
 def estimate(settings: StudySettings, work_dir: str, data_dir: str,
@@ -732,11 +471,11 @@ def estimate(settings: StudySettings, work_dir: str, data_dir: str,
         cal.run()
         costs = measured_costs(work_dir)
     study = Study(work_dir, data_dir, cache_dir, settings, console=console)
-    study.costs = costs or DEFAULT_COSTS
-    seconds = study.planned_cost(jobs)
+    c = costs or DEFAULT_COSTS
+    model = study.cost_model(c)
+    seconds = model.plan(study.units(), jobs)
     n_runs = len(settings.seeds) * (len(settings.budgets) * len(ALGOS) * 3 +
                                     2)
-    c = study.costs
     text = (f'Estimated wall time of the {settings.name} study '
             f'(budgets {list(settings.budgets)}, seeds '
             f'{list(settings.seeds)}; {n_runs} training runs): '
@@ -745,7 +484,7 @@ def estimate(settings: StudySettings, work_dir: str, data_dir: str,
             f'  pre-training {c["pretrain_mocov2_per_iter"]:.2f} s/iter '
             f'(MoCo v2), {c["pretrain_densecl_per_iter"]:.2f} s/iter '
             f'(DenseCL); held-out curve {c["curve_per_pair"]:.2f} s per '
-            f'view pair ({study._curve_pairs()} pairs a point); '
+            f'view pair ({model.curve_pairs()} pairs a point); '
             f'detection {c["detection_per_iter"]:.2f} s/iter + '
             f'{c["detection_fixed"]:.0f} s; segmentation '
             f'{c["segmentation_per_iter"]:.2f} s/iter + '
@@ -814,6 +553,6 @@ def run_study(quick: bool = False, force: bool = False,
     return study.run()
 
 
-__all__ = ['ARMS', 'CALIBRATION', 'DATA_SEED', 'FULL', 'QUICK', 'Study',
-           'StudySettings', 'assign_shards', 'estimate', 'fmt_duration',
-           'measured_costs', 'run_parallel', 'run_study']
+__all__ = ['ARMS', 'CALIBRATION', 'DATA_SEED', 'DEFAULT_COSTS', 'FULL',
+           'QUICK', 'Study', 'StudySettings', 'assign_shards', 'estimate',
+           'fmt_duration', 'measured_costs', 'run_parallel', 'run_study']

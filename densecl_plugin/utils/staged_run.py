@@ -31,6 +31,15 @@ def load_json(path: str) -> Dict[str, Any]:
         raise ValueError(f'cannot read stage result {path!r}: {err}') from err
 
 
+def try_load_json(path: str) -> Optional[Dict[str, Any]]:
+    """The JSON in ``path``, or None when it is missing or does not read
+    (for files a run may not have written yet)."""
+    try:
+        return load_json(path)
+    except ValueError:
+        return None
+
+
 def default_configs_dir() -> str:
     """``configs/`` of the source tree, else the one ``mim`` installs."""
     pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))  # densecl_plugin/
@@ -84,6 +93,10 @@ class StagedRun:
         console (TextIO, optional): where stage lines go. Defaults to
             ``sys.stdout``.
         show_progress (bool): draw progress bars. Defaults to True.
+        parent (StagedRun, optional): a run these stages are part of (the
+            study runs the demo's stages): they share its data manifest, its
+            log file and its record of stages (:attr:`stage_status`).
+            Defaults to None (a run of its own).
     """
 
     #: the log file's name in ``work_dir``
@@ -95,7 +108,8 @@ class StagedRun:
                  cache_dir: Optional[str], settings: Any,
                  force: bool = False, configs_dir: Optional[str] = None,
                  console: Optional[TextIO] = None,
-                 show_progress: bool = True) -> None:
+                 show_progress: bool = True,
+                 parent: Optional['StagedRun'] = None) -> None:
         self.work_dir = work_dir
         self.data_dir = data_dir
         self.cache_dir = cache_dir
@@ -107,6 +121,10 @@ class StagedRun:
         self.log_file = osp.join(work_dir, self.LOG_NAME)
         self.manifest: Dict[str, Any] = {}
         self.stage_status: List[Dict[str, Any]] = []
+        if parent is not None:
+            self.log_file = parent.log_file
+            self.manifest = parent.manifest
+            self.stage_status = parent.stage_status  # one record of all
 
     def say(self, text: str) -> None:
         """A line on the console."""

@@ -7,6 +7,7 @@ import torch
 from mmengine.config import Config
 
 from densecl_plugin.demo.correspondence_eval import (chance_accuracy,
+                                                     checkpoint_correspondence,
                                                      held_out_correspondence,
                                                      with_view_size)
 from densecl_plugin.demo.stages import CONFIGS
@@ -48,10 +49,10 @@ def test_with_view_size_sets_every_crop_and_copies():
 
 def test_accuracy_pools_all_overlapping_cells(real_image_paths):
     """The aggregate equals a loop over pairs, cells and the geometry."""
+    from densecl_plugin.apis.inference import (backbone_c5, build_model,
+                                               make_views)
     from densecl_plugin.models.utils.correspondence import (
         geometric_correspondence, views_geometry)
-    from densecl_plugin.visualization import (backbone_c5, build_model,
-                                              make_views)
     torch.manual_seed(0)
     cfg = _tiny_densecl_cfg()
     model = build_model(cfg, None)
@@ -93,3 +94,23 @@ def test_accuracy_pools_all_overlapping_cells(real_image_paths):
 def test_needs_images_and_seeds():
     with pytest.raises(ValueError, match='at least one image'):
         held_out_correspondence(None, None, [], [0])
+
+
+def test_checkpoint_correspondence_builds_and_measures(real_image_paths, tmp_path):
+    """The model of a checkpoint, scored as held_out_correspondence scores
+    that very model."""
+    cfg = _tiny_densecl_cfg()
+    images, seeds = real_image_paths[:2], (5, )
+    torch.manual_seed(0)
+    random_model, random = checkpoint_correspondence(cfg, 'random', images, seeds, 64)
+    assert not random_model.training and random['checkpoint'] == 'random'
+    # a checkpoint of other weights loads and gives the other model's score
+    state = {k: v.clone() for k, v in random_model.state_dict().items()}
+    state['backbone.conv1.weight'] *= -1.0
+    ckpt = str(tmp_path / 'ckpt.pth')
+    torch.save(dict(state_dict=state), ckpt)
+    model, result = checkpoint_correspondence(cfg, ckpt, images, seeds, 64)
+    assert torch.equal(model.backbone.conv1.weight, state['backbone.conv1.weight'])
+    assert result.pop('checkpoint') == ckpt
+    assert result == held_out_correspondence(model, cfg, images, seeds, 64)
+    assert result['num_pairs'] == 2 and result['grid'] == [2, 2]

@@ -179,3 +179,55 @@ def test_configs_default_to_the_demo_data_layout():
             roots |= {osp.normpath(d.data_root)
                       for d in ds.get('datasets', [ds])}
         assert roots == {osp.join('data', 'demo', sub)}, (key, roots)
+
+
+def test_try_load_json_is_none_for_missing_or_broken(tmp_path):
+    from densecl_plugin.utils.staged_run import try_load_json
+    path = tmp_path / 'curve.json'
+    assert try_load_json(str(path)) is None
+    path.write_text('{"held_out": [1, 2')
+    assert try_load_json(str(path)) is None
+    path.write_text('{"held_out": [1, 2]}')
+    assert try_load_json(str(path)) == dict(held_out=[1, 2])
+
+
+def test_held_out_images_keep_the_manifest_order():
+    from densecl_plugin.demo.data import held_out_images
+    manifest = dict(held_out=['c.png', 'a.png', 'b.png'])
+    assert held_out_images(manifest) == ['c.png', 'a.png', 'b.png']
+    assert held_out_images(manifest, 2) == ['c.png', 'a.png']
+    assert held_out_images(manifest, 5) == ['c.png', 'a.png', 'b.png']
+    assert held_out_images(manifest) is not manifest['held_out']  # a copy
+
+
+def test_a_run_inside_a_parent_shares_its_manifest_log_and_record(tmp_path):
+    parent = Demo(str(tmp_path / 'parent'), 'd', None, FULL)
+    parent.manifest = dict(held_out=['a.png', 'b.png'])
+    child = Demo(str(tmp_path / 'child'), 'd', None, QUICK, parent=parent)
+    assert child.work_dir == str(tmp_path / 'child')
+    assert child.log_file == parent.log_file == str(tmp_path / 'parent' / 'demo.log')
+    assert child.manifest is parent.manifest
+    # a stage the child runs is in the parent's record
+    child._stage('one', str(tmp_path / 'child' / 'result.json'), 'f', lambda: dict(x=1))
+    assert [st['stage'] for st in parent.stage_status] == ['one']
+    alone = Demo(str(tmp_path / 'alone'), 'd', None, QUICK)
+    assert alone.manifest == {} and alone.stage_status == []
+    assert alone.log_file == str(tmp_path / 'alone' / 'demo.log')
+
+
+def test_demo_and_study_settings_share_one_declaration():
+    from dataclasses import fields
+
+    from densecl_plugin.demo.stages import DemoSettings, StageSettings
+    from densecl_plugin.study import StudySettings
+    shared = {f.name for f in fields(StageSettings)}
+    assert {'pretrain_batch_size', 'detection_iters', 'corr_seeds',
+            'corr_view_size'} <= shared
+    for cls in (DemoSettings, StudySettings):
+        assert issubclass(cls, StageSettings)
+        assert shared <= {f.name for f in fields(cls)}
+    # the demo's name is required, the study's defaults to the full plan
+    with pytest.raises(TypeError):
+        DemoSettings()
+    assert StudySettings().name == 'full'
+    assert QUICK.name == 'quick' and QUICK.corr_seeds == (1000, )

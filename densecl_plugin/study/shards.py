@@ -1,0 +1,194 @@
+# Copyright (c) densecl_plugin contributors. All rights reserved.
+"""The study in parallel shards: split its units, run each share in its own
+process, follow them, and stop them all together.
+
+:func:`assign_shards` splits the plan's ``(seed, budget)`` units over the
+shards by estimated cost, the same split in every process;
+:func:`run_parallel` spawns one process a shard (:func:`run_shard`, which
+exits when its parent dies: :func:`exit_when_orphaned`), prints their
+progress, and writes the report once they all finished.
+"""
+import os
+import os.path as osp
+import signal
+import sys
+import threading
+import time
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+
+def assign_shards(units: Sequence[Tuple[int, int]],
+                  costs: Sequence[float], n: int) -> Dict[Tuple[int, int],
+                                                          int]:
+    """Split the units over ``n`` parallel shards, balancing their
+    estimated cost (longest first, each to the least-loaded shard; ties to
+    the lower shard), so every shard process computes the same split.
+
+    Args:
+        units (Sequence[tuple[int, int]]): ``(seed, budget)`` pairs.
+        costs (Sequence[float]): their estimated seconds.
+        n (int): shards (>= 1).
+
+    Returns:
+        dict: unit -> shard index in ``[0, n)``.
+    """
+    if n < 1:
+        raise ValueError(f'the number of shards must be >= 1, got {n}')
+    if len(units) != len(costs):
+        raise ValueError(f'{len(units)} units but {len(costs)} costs')
+    load = [0.0] * n
+    owner: Dict[Tuple[int, int], int] = {}
+    order = sorted(range(len(units)), key=lambda i: (-costs[i], i))
+    for i in order:
+        k = min(range(n), key=lambda j: (load[j], j))
+        owner[tuple(units[i])] = k
+        load[k] += costs[i]
+    return owner
+
+
+def exit_when_orphaned(parent: int, poll_s: float = 2.0) -> threading.Thread:
+    """Start a daemon thread that ends this process (exit code 3) once its
+    parent ``parent`` is gone (killed so hard that not even SIGTERM reached
+    it): the finished stages stay and a rerun resumes.
+
+    Args:
+        parent (int): the parent's pid (``os.getppid()`` at the start).
+        poll_s (float): seconds between two looks. Defaults to 2.
+
+    Returns:
+        threading.Thread: the started watcher.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def run_shard(kwargs: Dict[str, Any], shard: Tuple[int, int],
+              log_path: str, threads: int) -> None:
+    """One shard process of :func:`run_parallel`: its console goes to
+    ``log_path``; it runs the units of shard ``shard = (i, n)``.
+
+    Args:
+        kwargs (dict): ``settings``, ``work_dir``, ``data_dir``,
+            ``cache_dir`` and the other arguments of
+            :class:`~densecl_plugin.study.study.Study`.
+        shard (tuple[int, int]): ``(i, n)``, 0-based.
+        log_path (str): the shard's log.
+        threads (int): torch threads.
+    """
+    import torch
+
+    from .study import Study
+    torch.set_num_threads(threads)
+    exit_when_orphaned(os.getppid())
+    with open(log_path, 'a', buffering=1) as console:
+        sys.stdout = sys.stderr = console
+        print(f'shard {shard[0] + 1}/{shard[1]}: pid {os.getpid()}',
+              file=console)
+        settings = kwargs.pop('settings')
+        study = Study(kwargs.pop('work_dir'), kwargs.pop('data_dir'),
+                      kwargs.pop('cache_dir'), settings, console=console,
+                      show_progress=False, **kwargs)
+        study.run(shard=shard)
+
+
+def run_parallel(settings: Any, work_dir: str, data_dir: str,
+                 cache_dir: Optional[str], jobs: int, force: bool = False,
+                 configs_dir: Optional[str] = None,
+                 show_progress: bool = True, poll_s: float = 30.0
+                 ) -> Dict[str, Any]:
+    """Run the plan's units in ``jobs`` parallel processes (spawned, one
+    torch thread each unless the cores allow more), then write the report
+    in this process (every stage then is reused).
+
+    Each shard's stage and ETA lines go to ``<work_dir>/shard<i>of<n>.log``;
+    this process prints each shard's latest line every ``poll_s`` seconds.
+    A failing shard stops nothing else; the error names its log, and a
+    rerun resumes every shard where it stopped.
+
+    Args:
+        settings (StudySettings): the plan.
+        work_dir (str): results.
+        data_dir (str): the demo's data sets.
+        cache_dir (str, optional): wheel cache.
+        jobs (int): shards.
+        force (bool): redo finished stages. Defaults to False.
+        configs_dir (str, optional): ``configs/``. Defaults to None.
+        show_progress (bool): progress bars of this process. Defaults to
+            True.
+        poll_s (float): seconds between two progress prints. Defaults to
+            30.
+
+    Returns:
+        dict: the report.
+    """
+    import multiprocessing as mp
+
+    from .study import Study
+    os.makedirs(work_dir, exist_ok=True)
+    console = sys.stdout
+    t0 = time.perf_counter()
+    # build the data once, before the shards read it
+    Study(work_dir, data_dir, cache_dir, settings,
+          show_progress=show_progress).data()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = mp.get_context('spawn')
+    procs, logs = [], []
+    for i in range(jobs):
+        log_path = osp.join(work_dir, f'shard{i + 1}of{jobs}.log')
+        logs.append(log_path)
+        kwargs = dict(settings=settings, work_dir=work_dir,
+                      data_dir=data_dir, cache_dir=cache_dir, force=force,
+                      configs_dir=configs_dir)
+        proc = ctx.Process(target=run_shard, name=f'study-shard{i + 1}',
+                           args=(kwargs, (i, jobs), log_path, threads))
+        proc.start()
+        procs.append(proc)
+    print(f'Small-scale study: {jobs} shards in parallel ({threads} torch '
+          f'thread(s) each); their logs: {", ".join(logs)}', file=console,
+          flush=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=poll_s / len(procs))
+            for i, log_path in enumerate(logs):
+                last = _last_line(log_path, '  study ')
+                if last:
+                    print(f'  shard {i + 1}/{jobs}:{last[7:]}',
+                          file=console, flush=True)
+    except BaseException:  # Ctrl-C, SIGTERM: no shard outlives us
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    failed = [(i, p.exitcode) for i, p in enumerate(procs) if p.exitcode]
+    if failed:
+        raise RuntimeError('study shard(s) failed: ' + '; '.join(
+            f'shard {i + 1}/{jobs} exit code {code}, see {logs[i]}'
+            for i, code in failed) + '; rerun to resume')
+    study = Study(work_dir, data_dir, cache_dir, settings, force=False,
+                  configs_dir=configs_dir, show_progress=show_progress,
+                  jobs=jobs, shard_threads=threads, started=t0)
+    return study.run()
+
+
+def _last_line(path: str, prefix: str) -> Optional[str]:
+    """The last line of ``path`` that starts with ``prefix``."""
+    if not osp.exists(path):
+        return None
+    with open(path, errors='replace') as f:
+        lines = [ln.rstrip('\n') for ln in f if ln.startswith(prefix)]
+    return lines[-1] if lines else None
