@@ -114,7 +114,8 @@ def peer_config(ours: nn.Module, depth: int) -> dict:
 
 
 def build_peer(ours: nn.Module, depth: int,
-               standin: Optional[str] = None) -> nn.Module:
+               standin: Optional[str] = None,
+               data_preprocessor: Optional[dict] = None) -> nn.Module:
     """mmpretrain's DenseCL or MoCo with our model's hyper-parameters and
     state.
 
@@ -126,6 +127,10 @@ def build_peer(ours: nn.Module, depth: int,
         ours (DenseCL | MoCoV2): Our model.
         depth (int): Its ResNet depth.
         standin (str, optional): See :func:`import_mmpretrain`.
+        data_preprocessor (dict, optional): Its data preprocessor config
+            (e.g. ``SelfSupDataPreprocessor`` with mean, std and to_rgb),
+            for models that are fed loader batches. Defaults to None
+            (mmpretrain's default; the step benchmarks feed views).
 
     Returns:
         nn.Module: The mmpretrain model, ``load_state_dict(strict=True)``-ed
@@ -135,8 +140,11 @@ def build_peer(ours: nn.Module, depth: int,
     import_mmpretrain(standin)
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
+    cfg = copy.deepcopy(peer_config(ours, depth))
+    if data_preprocessor is not None:
+        cfg['data_preprocessor'] = copy.deepcopy(data_preprocessor)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        peer = MODELS.build(copy.deepcopy(peer_config(ours, depth)))
+        peer = MODELS.build(cfg)
     peer.load_state_dict(ours.state_dict(), strict=True)
     device = next(ours.parameters()).device
     return peer.to(device).train()
@@ -240,13 +248,20 @@ def run_peer_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
                        log: Callable = print) -> dict:
     """What ``benchmark_step.py --peer`` does: :func:`benchmark_peer`,
     printed by :func:`format_peer_report`, saved as JSON with
-    ``json_path``; ``threads`` sets torch's CPU threads."""
+    ``json_path``; ``threads`` sets torch's CPU threads. The result's
+    ``load`` is the machine's load average before and after
+    (:class:`~.measure.LoadRecord`, which warns above 0.5 per core)."""
     import json
+
+    from .measure import LoadRecord, format_load
     if threads:
         torch.set_num_threads(threads)
-    result = benchmark_peer(depth, batch, size, queue_len, iters, warmup,
-                            device, standin, log)
+    with LoadRecord(log) as load:
+        result = benchmark_peer(depth, batch, size, queue_len, iters, warmup,
+                                device, standin, log)
+    result['load'] = load.as_dict()
     log(format_peer_report(result))
+    log(format_load(result['load']))
     if json_path:
         with open(json_path, 'w') as f:
             json.dump(result, f, indent=2)

@@ -42,7 +42,7 @@ import torch
 from densecl_plugin.datasets import transforms as current_transforms
 
 #: the repository (the git history of ``--baseline-rev``, ``configs/``)
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 
 #: the MoCo v2 pipeline config the benchmark runs by default (224 px views)
 DEFAULT_CONFIG = osp.join(ROOT, 'configs/_base_/datasets/mocov2_pipeline.py')
@@ -623,7 +623,9 @@ def run_pipeline_benchmark(config: str = DEFAULT_CONFIG,
     Returns:
         dict: :func:`measure_single`'s results with ``workers`` (variant ->
         worker count -> images/s), ``decode_study`` (if asked), ``paths``
-        (file names) and ``command``.
+        (file names), ``command`` and ``load`` (the load average before
+        and after, :class:`~.measure.LoadRecord`, which warns above 0.5 per
+        core).
     """
     from mmengine.config import Config
     check_options(rounds, max_side, worker_rounds, workers)
@@ -641,22 +643,27 @@ def run_pipeline_benchmark(config: str = DEFAULT_CONFIG,
     if baseline_rev:
         variants.append(Variant(f'baseline@{baseline_rev}', rev=baseline_rev))
     variants.append(Variant('current'))
-    res = measure_single(variants, cfg.train_pipeline, paths, rounds, seed)
-    res['workers'] = {v.name: {} for v in variants}
-    for w in workers:
-        runs = {v.name: [] for v in variants}
-        for r in range(worker_rounds):  # interleaved, alternating
-            for v in (variants if r % 2 == 0 else variants[::-1]):
-                runs[v.name].append(measure_workers(
-                    v, cfg.train_pipeline, paths, w, worker_images))
-        for v in variants:
-            res['workers'][v.name][w] = statistics.median(runs[v.name])
-    if decode_study:
-        res['decode_study'] = reduced_decode_study(paths)
+    from .measure import LoadRecord, format_load
+    with LoadRecord(log) as load:
+        res = measure_single(variants, cfg.train_pipeline, paths, rounds,
+                             seed)
+        res['workers'] = {v.name: {} for v in variants}
+        for w in workers:
+            runs = {v.name: [] for v in variants}
+            for r in range(worker_rounds):  # interleaved, alternating
+                for v in (variants if r % 2 == 0 else variants[::-1]):
+                    runs[v.name].append(measure_workers(
+                        v, cfg.train_pipeline, paths, w, worker_images))
+            for v in variants:
+                res['workers'][v.name][w] = statistics.median(runs[v.name])
+        if decode_study:
+            res['decode_study'] = reduced_decode_study(paths)
+    res['load'] = load.as_dict()
     res['paths'] = [osp.basename(p) for p in paths]
     res['command'] = command or ' '.join(
         ['python', 'tools/analysis/benchmark_pipeline.py', *sys.argv[1:]])
     log(format_table(res))
+    log(format_load(res['load']))
     if out:
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
         with open(out, 'w') as f:

@@ -18,7 +18,6 @@ what was live before it:
 """
 import contextlib
 import gc
-import logging
 import math
 import statistics
 import time
@@ -26,12 +25,11 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from densecl_plugin.models.losses import queue_infonce_loss
 from .measure import mib, sync
-from .models import build_model
+from .models import build_model, quiet_init_weights
 
 
 def _cpu_peak(fn: Callable[[], object]) -> Optional[int]:
@@ -100,13 +98,7 @@ def build_models(depth: int = 50, queue_len: int = 65536,
     torch.manual_seed(seed)
     densecl = build_model('DenseCL', depth, queue_len, feat_dim)
     mocov2 = build_model('MoCoV2', depth, queue_len, feat_dim)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)  # init_weights lists every parameter
-    try:
-        densecl.init_weights()
-    finally:
-        logger.setLevel(level)
+    quiet_init_weights(densecl)  # init_weights lists every parameter
     mocov2.backbone.load_state_dict(densecl.backbone.state_dict())
     mocov2.neck.mlp.load_state_dict(densecl.neck.mlp.state_dict())
     return {name: m.to(device).train()

@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from .measure import LoadRecord, format_load
 from .options import benchmark_options, format_options_report
 from .step import (benchmark_dense_loss, benchmark_memory, benchmark_models,
                    format_memory_report, format_report, grid_cells)
@@ -67,22 +68,36 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
     Returns:
         dict: With ``options`` the :func:`~.options.benchmark_options`
         results, else ``{'steps': ..., 'dense_loss': ...}`` (``steps`` None
-        with ``skip_steps``).
+        with ``skip_steps``); each with ``load``, the machine's load
+        average before and after (:class:`~.measure.LoadRecord`, which warns
+        when it is above 0.5 per core).
     """
     if threads:
         torch.set_num_threads(threads)
+    with LoadRecord(log) as load:
+        results = _measure(depth, batch, size, queue_len, iters, warmup,
+                           device, amp, dense_rows, skip_steps, options,
+                           amp_dtype, peak, log, memory_only)
+    results['load'] = load.as_dict()
+    log(format_load(results['load']))
+    _write_json(results, json_path)
+    return results
+
+
+def _measure(depth, batch, size, queue_len, iters, warmup, device, amp,
+             dense_rows, skip_steps, options, amp_dtype, peak, log,
+             memory_only) -> dict:
+    """The measurement :func:`run_step_benchmark` picks, printed."""
     if memory_only:
         results = benchmark_memory(depth, batch, size, queue_len,
                                    max(warmup, 1), device, amp)
         log(format_memory_report(results))
-        _write_json(results, json_path)
         return results
     if options:
         results = benchmark_options(depth, batch, size, queue_len, iters,
                                     warmup, device, options, amp_dtype,
                                     peak=peak)
         log(format_options_report(results))
-        _write_json(results, json_path)
         return results
     steps = None
     if not skip_steps:
@@ -96,6 +111,4 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
         log('  images/s: ' + ', '.join(
             f"{n} {batch / steps[n]['median']:.2f}"
             for n in ('DenseCL', 'MoCoV2')))
-    results = dict(steps=steps, dense_loss=dense)
-    _write_json(results, json_path)
-    return results
+    return dict(steps=steps, dense_loss=dense)

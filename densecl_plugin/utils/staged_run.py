@@ -42,7 +42,8 @@ def try_load_json(path: str) -> Optional[Dict[str, Any]]:
 
 def default_configs_dir() -> str:
     """``configs/`` of the source tree, else the one ``mim`` installs."""
-    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))  # densecl_plugin/
+    # realpath: site-packages may hold a symlink to the source tree
+    pkg = osp.dirname(osp.dirname(osp.realpath(__file__)))  # densecl_plugin/
     for candidate in (osp.join(osp.dirname(pkg), 'configs'),
                       osp.join(pkg, '.mim', 'configs')):
         if osp.isdir(osp.join(candidate, 'demo')):

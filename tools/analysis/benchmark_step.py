@@ -16,12 +16,18 @@ Examples::
     # is installed)
     python tools/analysis/benchmark_step.py --peer --iters 5 \
         --torchvision-standin tests/peers/standin
+    # images/s of whole training iterations (loader from the demo pool's
+    # JPEGs + train_step), ours (fp32, and bf16 + channels-last) against
+    # mmpretrain 1.2's DenseCL with its own pipeline, 1 and 2 loader workers
+    python tools/analysis/benchmark_step.py --end-to-end --peer \
+        --torchvision-standin tests/peers/standin
     # images/s with and without each speed option, and all together
     python tools/analysis/benchmark_step.py --depth 18 --size 112 \
         --queue-len 4096 --options amp channels_last compile
 
 The logic is :func:`densecl_plugin.benchmarks.run_step_benchmark`
-(``--peer``: :func:`densecl_plugin.benchmarks.peer.run_peer_benchmark`)
+(``--peer``: :func:`densecl_plugin.benchmarks.peer.run_peer_benchmark`;
+``--end-to-end``: :func:`densecl_plugin.benchmarks.end_to_end.run_end_to_end`)
 (:mod:`densecl_plugin.benchmarks.step_benchmark`, measuring with
 :mod:`densecl_plugin.benchmarks.step`; the option comparison, ``--options``:
 bf16/fp16 autocast, channels-last, ``torch.compile`` of the backbones, is
@@ -35,6 +41,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from densecl_plugin.benchmarks import (AMP_DTYPES, OPTIONS,  # noqa: E402
                                        run_peer_benchmark, run_step_benchmark)
+from densecl_plugin.benchmarks.end_to_end import SCENARIOS  # noqa: E402
+from densecl_plugin.benchmarks.end_to_end import run_end_to_end
 from densecl_plugin.utils.cli import add_step_args  # noqa: E402
 
 
@@ -71,12 +79,34 @@ def parse_args(argv=None):
                    'torchvision build matching the installed torch is '
                    'installed (mmpretrain imports torchvision but its models '
                    'do not call it)')
+    p.add_argument('--end-to-end', action='store_true',
+                   help='images/s of whole training iterations, the data '
+                   'pipeline on real JPEGs included (with --peer: against '
+                   "mmpretrain 1.2's DenseCL and pipeline)")
+    p.add_argument('--scenarios', nargs='+', choices=sorted(SCENARIOS),
+                   default=list(SCENARIOS),
+                   help='--end-to-end: which settings (default: all)')
+    p.add_argument('--images', default='data/demo/unlabeled',
+                   help='--end-to-end: the image folder (default: the demo '
+                   'pool, which `make demo` writes)')
+    p.add_argument('--workers', type=int, nargs='+', default=[1, 2],
+                   help='--end-to-end: loader worker counts (default: 1 2)')
+    p.add_argument('--rounds', type=int, default=3,
+                   help='--end-to-end: interleaved rounds (default: 3)')
+    p.add_argument('--block', type=int, default=4,
+                   help='--end-to-end: timed iterations per block '
+                   '(default: 4)')
     p.add_argument('--json', default=None, help='also write results here')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.end_to_end:
+        return run_end_to_end(
+            args.scenarios, args.images, args.workers, args.rounds,
+            args.block, args.peer, args.torchvision_standin, args.threads,
+            args.json)
     if args.peer:
         return run_peer_benchmark(
             args.depth, args.batch, args.size, args.queue_len, args.iters,

@@ -1,5 +1,13 @@
 from torchvision import _unavailable
 
 
+class RandomResizedCrop:
+    """Only subclassed by mmpretrain (``MAERandomResizedCrop``) at import;
+    building it raises."""
+
+    def __init__(self, *args, **kwargs):
+        _unavailable('torchvision.transforms.RandomResizedCrop')()
+
+
 def __getattr__(name):
     return _unavailable(f'torchvision.transforms.{name}')
