@@ -3,11 +3,12 @@
 
 - :func:`sync`: wait for a device's queued work before a clock is read;
 - :func:`mib`: a byte count as MiB text for the reports;
-- :class:`LoadRecord`: the machine's load average before and after a
-  timing, with a warning when it is above 0.5 per core (not a quiet
-  machine), and :func:`format_load`, its report line.
+- :class:`LoadRecord`: the machine's load average before a timing and the
+  CPU other processes used during it, with a warning when either says the
+  machine was not quiet, and :func:`format_load`, its report line.
 """
 import os
+import time
 from typing import Callable, Optional
 
 import torch
@@ -38,8 +39,11 @@ def mib(n: Optional[int]) -> str:
     return 'n/a' if n is None else f'{n / 2**20:.1f} MiB'
 
 
-#: load average per core above which a timing is not a quiet-machine figure
+#: load average per core before a timing above which it is not a
+#: quiet-machine figure
 BUSY_LOAD_PER_CORE = 0.5
+#: CPU (cores' worth, per core) that other processes may use during a timing
+BUSY_OTHERS_PER_CORE = 0.1
 
 
 def machine_load() -> dict:
@@ -56,6 +60,28 @@ def machine_load() -> dict:
     return dict(load=load, cores=os.cpu_count() or 1)
 
 
+def machine_busy_seconds() -> Optional[float]:
+    """CPU seconds all processes have spent busy since boot (Linux
+    ``/proc/stat``: user, nice, system, irq, softirq, steal), or None."""
+    try:
+        with open('/proc/stat') as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != 'cpu':
+        return None
+    ticks = [int(x) for x in fields[1:9]]
+    busy = sum(ticks[i] for i in (0, 1, 2, 5, 6, 7))
+    return busy / os.sysconf('SC_CLK_TCK')
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (loader
+    workers are joined when their iterator ends)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class LoadRecord:
     """Records the machine's load around a timing and warns when it is busy.
 
@@ -65,58 +91,106 @@ class LoadRecord:
             ...  # the timed work
         result['load'] = load.as_dict()
 
-    The 1-minute load average is read on entry and on exit; where either is
-    above :data:`BUSY_LOAD_PER_CORE` per core, ``log`` gets a warning that
-    the figures are not quiet-machine figures (and on entry, so that a user
-    can stop and wait). The figures themselves are never changed.
+    Two readings judge a timing (the figures themselves are never changed):
+
+    - *before*: the 1-minute load average on entry; above
+      :data:`BUSY_LOAD_PER_CORE` per core, the machine is busy already
+      (warned at once, so that a user can stop and wait), unless a
+      1-second sample (``others_cores_now``) shows that other processes
+      use less than :data:`BUSY_OTHERS_PER_CORE` per core now (the average
+      still holds a job that has just ended);
+    - *during*: the CPU that other processes used while it ran, in cores
+      (all busy CPU time from ``/proc/stat`` less this process's and its
+      children's, over the wall time); above :data:`BUSY_OTHERS_PER_CORE`
+      per core, another job shared the machine. The load average after a
+      timing counts the timing's own threads, so it is recorded, not judged.
 
     Args:
         log (Callable): Printer of the warnings. Defaults to ``print``.
-        limit (float): Load per core above which the machine counts as busy.
-            Defaults to :data:`BUSY_LOAD_PER_CORE`.
+        limit (float): Load per core before the timing above which the
+            machine counts as busy. Defaults to :data:`BUSY_LOAD_PER_CORE`.
+        others_limit (float): Other processes' CPU per core during the
+            timing above which it counts as shared. Defaults to
+            :data:`BUSY_OTHERS_PER_CORE`.
     """
 
     def __init__(self, log: Callable[[str], None] = print,
-                 limit: float = BUSY_LOAD_PER_CORE) -> None:
+                 limit: float = BUSY_LOAD_PER_CORE,
+                 others_limit: float = BUSY_OTHERS_PER_CORE) -> None:
         self.log = log
         self.limit = limit
+        self.others_limit = others_limit
         self.before: Optional[dict] = None
         self.after: Optional[dict] = None
+        self.others_cores: Optional[float] = None
+        self.sample_seconds = 1.0
+        self._start = None
 
-    def _busy(self, reading: dict) -> bool:
-        load = reading['load']
-        return load is not None and load[0] > self.limit * reading['cores']
+    def _busy_before(self) -> bool:
+        load = self.before['load']
+        if load is None or load[0] <= self.limit * self.before['cores']:
+            return False
+        # the 1-minute average decays slowly after a job ends: busy only if
+        # other processes use the CPU now (None: cannot tell, trust it)
+        now = self.before.get('others_cores_now')
+        return now is None or now > self.others_limit * self.before['cores']
 
-    def _warn(self, reading: dict, when: str) -> None:
-        busy = self.limit * reading['cores']
-        self.log(f"WARNING: load average {reading['load'][0]:.2f} on "
-                 f"{reading['cores']} cores {when} the timing (above "
-                 f"{self.limit} per core): another job shares the CPU, so "
-                 f'these are not quiet-machine figures; rerun when '
-                 f'`uptime` shows less than {busy:.1f}')
+    def _sample_others(self, seconds: float) -> Optional[float]:
+        """Cores' worth of CPU other processes use over ``seconds``."""
+        busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
+        if busy0 is None:
+            return None
+        time.sleep(seconds)
+        busy = machine_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
+        return round(max(busy, 0.0) / seconds, 3)
+
+    def _shared(self) -> bool:
+        return (self.others_cores is not None and self.others_cores
+                > self.others_limit * self.before['cores'])
 
     def __enter__(self) -> 'LoadRecord':
         self.before = machine_load()
-        if self._busy(self.before):
-            self._warn(self.before, 'before')
+        load = self.before['load']
+        if load is not None and load[0] > self.limit * self.before['cores']:
+            self.before['others_cores_now'] = self._sample_others(
+                self.sample_seconds)
+        if self._busy_before():
+            cores = self.before['cores']
+            self.log(f"WARNING: load average {self.before['load'][0]:.2f} "
+                     f'on {cores} cores before the timing (above '
+                     f'{self.limit} per core): another job uses the CPU, so '
+                     f'these will not be quiet-machine figures; rerun when '
+                     f'`uptime` shows less than {self.limit * cores:.1f}')
+        self._start = (time.perf_counter(), machine_busy_seconds(),
+                       own_cpu_seconds())
         return self
 
     def __exit__(self, *exc) -> None:
+        wall0, busy0, own0 = self._start
+        wall, busy = time.perf_counter() - wall0, machine_busy_seconds()
+        if busy is not None and busy0 is not None and wall > 0:
+            others = (busy - busy0) - (own_cpu_seconds() - own0)
+            self.others_cores = round(max(others, 0.0) / wall, 3)
         self.after = machine_load()
-        if exc[0] is None and self._busy(self.after):
-            self._warn(self.after, 'after')
+        if exc[0] is None and self._shared():
+            self.log(f'WARNING: other processes used {self.others_cores:.2f}'
+                     f" of {self.before['cores']} cores during the timing "
+                     f'(above {self.others_limit} per core): these are not '
+                     f'quiet-machine figures')
 
     @property
     def quiet(self) -> bool:
-        """Neither reading was above the limit (unknown counts as quiet)."""
-        return not any(r is not None and self._busy(r)
-                       for r in (self.before, self.after))
+        """Neither reading was above its limit (unknown counts as quiet)."""
+        return not (self._busy_before() or self._shared())
 
     def as_dict(self) -> dict:
-        """``before`` and ``after`` (:func:`machine_load`), ``quiet`` and
-        the ``limit`` per core, for a result's ``load`` key."""
-        return dict(before=self.before, after=self.after, quiet=self.quiet,
-                    limit_per_core=self.limit)
+        """``before`` and ``after`` (:func:`machine_load`),
+        ``others_cores``, ``quiet`` and the limits, for a result's ``load``
+        key."""
+        return dict(before=self.before, after=self.after,
+                    others_cores=self.others_cores, quiet=self.quiet,
+                    limit_per_core=self.limit,
+                    others_limit_per_core=self.others_limit)
 
 
 def format_load(load: dict) -> str:
@@ -125,6 +199,9 @@ def format_load(load: dict) -> str:
         return 'n/a' if r is None or r['load'] is None else (
             '/'.join(f'{x:.2f}' for x in r['load']))
     cores = (load.get('before') or {}).get('cores', '?')
+    others = load.get('others_cores')
     verdict = 'quiet' if load['quiet'] else 'BUSY: not a quiet-machine figure'
     return (f"load average (1/5/15 min) before {one(load['before'])}, after "
-            f"{one(load['after'])} on {cores} cores: {verdict}")
+            f"{one(load['after'])} on {cores} cores; other processes used "
+            f"{'n/a' if others is None else f'{others:.2f}'} cores during "
+            f'the timing: {verdict}')
