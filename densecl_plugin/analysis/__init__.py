@@ -3,6 +3,9 @@
 registered; matplotlib is imported only when a figure is drawn)."""
 from .pretraining_diagnosis import (Rules, diagnose, diagnose_work_dir,
                                     find_scalars, load_scalars, plot_health)
+from .view_pair_probe import (METRICS, embed_view_pairs, format_probe,
+                              pair_metrics, probe_checkpoints)
 
-__all__ = ['Rules', 'diagnose', 'diagnose_work_dir', 'find_scalars',
-           'load_scalars', 'plot_health']
+__all__ = ['METRICS', 'Rules', 'diagnose', 'diagnose_work_dir',
+           'embed_view_pairs', 'find_scalars', 'format_probe', 'load_scalars',
+           'pair_metrics', 'plot_health', 'probe_checkpoints']

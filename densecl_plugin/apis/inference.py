@@ -12,6 +12,7 @@ demo's and the study's held-out evaluations and the study's linear probe
 all use them.
 """
 import contextlib
+import logging
 import os.path as osp
 import random
 from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
@@ -68,10 +69,23 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None,
     with _scope(cfg):
         model = MODELS.build(model_cfg)
     if checkpoint is None or str(checkpoint).lower() in RANDOM_INIT:
-        model.init_weights()
+        quiet_init_weights(model)
     else:
         load_backbone_checkpoint(model, checkpoint)
     return model.to(device).eval()
+
+
+def quiet_init_weights(model: nn.Module) -> None:
+    """``model.init_weights()`` without MMEngine's per-parameter log lines
+    (the current logger is raised to WARNING meanwhile)."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
 
 
 def load_backbone_checkpoint(model: nn.Module, checkpoint: str) -> None:

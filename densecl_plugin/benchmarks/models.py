@@ -6,11 +6,11 @@ Both algorithms get the same ``mmdet.ResNet`` (the pre-training BN choices of
 last stage, the same head and queue length.
 """
 import copy
-import logging
 from typing import Any, Dict
 
-from mmengine.logging import MMLogger
 from torch import nn
+
+from densecl_plugin.apis.inference import quiet_init_weights  # noqa: F401
 
 #: the algorithms compared, with their necks
 NECKS = {'DenseCL': 'DenseCLNeck', 'MoCoV2': 'MoCoV2Neck'}
@@ -50,15 +50,3 @@ def build_model(algo: str, depth: int = 50, queue_len: int = 65536,
     from densecl_plugin.models import DenseCL, MoCoV2
     cls = {'DenseCL': DenseCL, 'MoCoV2': MoCoV2}.get(algo)
     return cls(**model_kwargs(algo, depth, queue_len, feat_dim))
-
-
-def quiet_init_weights(model: nn.Module) -> None:
-    """``model.init_weights()`` without MMEngine's per-parameter log lines
-    (the current logger is raised to WARNING meanwhile)."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
