@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .measure import LoadRecord, format_load
+from .measure import measured_run
 
 #: name -> (config under ``configs/``, overrides): the DenseCL R18 CPU
 #: config with 224 px views and the paper's K, and the demo's own setting
@@ -411,17 +411,8 @@ def run_end_to_end(scenarios: Sequence[str] = tuple(SCENARIOS),
     """What ``benchmark_step.py --end-to-end`` does:
     :func:`benchmark_end_to_end` with the load average recorded
     (:class:`~.measure.LoadRecord`), printed by :func:`format_end_to_end`,
-    saved as JSON with ``json_path``."""
-    import json
-    if threads:
-        torch.set_num_threads(threads)
-    with LoadRecord(log) as load:
-        result = benchmark_end_to_end(scenarios, images, workers, rounds,
-                                      block, peer, standin, log)
-    result['load'] = load.as_dict()
-    log(format_end_to_end(result))
-    log(format_load(result['load']))
-    if json_path:
-        with open(json_path, 'w') as f:
-            json.dump(result, f, indent=2, default=str)
-    return result
+    saved as JSON with ``json_path`` (:func:`~.measure.measured_run`)."""
+    return measured_run(
+        lambda: benchmark_end_to_end(scenarios, images, workers, rounds,
+                                     block, peer, standin, log),
+        format_end_to_end, threads, json_path, log)

@@ -5,7 +5,9 @@
 - :func:`mib`: a byte count as MiB text for the reports;
 - :class:`LoadRecord`: the machine's load average before a timing and the
   CPU other processes used during it, with a warning when either says the
-  machine was not quiet, and :func:`format_load`, its report line.
+  machine was not quiet, and :func:`format_load`, its report line;
+- :func:`measured_run`: threads, a :class:`LoadRecord` around a
+  measurement, its report and JSON file (what every benchmark CLI does).
 """
 import os
 import time
@@ -205,3 +207,44 @@ def format_load(load: dict) -> str:
             f"{one(load['after'])} on {cores} cores; other processes used "
             f"{'n/a' if others is None else f'{others:.2f}'} cores during "
             f'the timing: {verdict}')
+
+
+def measured_run(measure: Callable[[], dict],
+                 report: Optional[Callable[[dict], str]] = None,
+                 threads: Optional[int] = None,
+                 json_path: Optional[str] = None,
+                 log: Callable = print) -> dict:
+    """What every benchmark CLI does around its measurement.
+
+    Sets torch's CPU threads, runs ``measure()`` inside a
+    :class:`LoadRecord`, stores its record as the result's ``load``, logs
+    ``report(result)`` (when given) and the :func:`format_load` line, and
+    writes the result as JSON to ``json_path`` (values JSON cannot hold are
+    written as text).
+
+    Args:
+        measure (Callable[[], dict]): The measurement; returns its result.
+        report (Callable[[dict], str], optional): Formats the result for the
+            log. Defaults to None (the measurement logged its own report).
+        threads (int, optional): ``torch.set_num_threads`` first. Defaults
+            to None (unchanged).
+        json_path (str, optional): Also write the result here. Defaults to
+            None.
+        log (Callable): Printer. Defaults to ``print``.
+
+    Returns:
+        dict: The result, with ``load``.
+    """
+    import json
+    if threads:
+        torch.set_num_threads(threads)
+    with LoadRecord(log) as load:
+        result = measure()
+    result['load'] = load.as_dict()
+    if report is not None:
+        log(report(result))
+    log(format_load(result['load']))
+    if json_path:
+        with open(json_path, 'w') as f:
+            json.dump(result, f, indent=2, default=str)
+    return result

@@ -249,20 +249,10 @@ def run_peer_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
     """What ``benchmark_step.py --peer`` does: :func:`benchmark_peer`,
     printed by :func:`format_peer_report`, saved as JSON with
     ``json_path``; ``threads`` sets torch's CPU threads. The result's
-    ``load`` is the machine's load average before and after
-    (:class:`~.measure.LoadRecord`, which warns above 0.5 per core)."""
-    import json
-
-    from .measure import LoadRecord, format_load
-    if threads:
-        torch.set_num_threads(threads)
-    with LoadRecord(log) as load:
-        result = benchmark_peer(depth, batch, size, queue_len, iters, warmup,
-                                device, standin, log)
-    result['load'] = load.as_dict()
-    log(format_peer_report(result))
-    log(format_load(result['load']))
-    if json_path:
-        with open(json_path, 'w') as f:
-            json.dump(result, f, indent=2)
-    return result
+    ``load`` is the machine's load before and during
+    (:func:`~.measure.measured_run`)."""
+    from .measure import measured_run
+    return measured_run(
+        lambda: benchmark_peer(depth, batch, size, queue_len, iters, warmup,
+                               device, standin, log),
+        format_peer_report, threads, json_path, log)

@@ -6,21 +6,12 @@ and the dense loss (:mod:`.step`), peak memory only (:mod:`.step`), or the
 speed options compared (:mod:`.options`). The dependencies go one way:
 :mod:`.options` builds on :mod:`.step`, and this module on both.
 """
-import json
 from typing import Callable, Optional, Sequence
 
-import torch
-
-from .measure import LoadRecord, format_load
+from .measure import measured_run
 from .options import benchmark_options, format_options_report
 from .step import (benchmark_dense_loss, benchmark_memory, benchmark_models,
                    format_memory_report, format_report, grid_cells)
-
-
-def _write_json(results: dict, path: Optional[str]) -> None:
-    if path:
-        with open(path, 'w') as f:
-            json.dump(results, f, indent=2)
 
 
 def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
@@ -72,16 +63,11 @@ def run_step_benchmark(depth: int = 50, batch: int = 8, size: int = 224,
         average before and after (:class:`~.measure.LoadRecord`, which warns
         when it is above 0.5 per core).
     """
-    if threads:
-        torch.set_num_threads(threads)
-    with LoadRecord(log) as load:
-        results = _measure(depth, batch, size, queue_len, iters, warmup,
-                           device, amp, dense_rows, skip_steps, options,
-                           amp_dtype, peak, log, memory_only)
-    results['load'] = load.as_dict()
-    log(format_load(results['load']))
-    _write_json(results, json_path)
-    return results
+    return measured_run(
+        lambda: _measure(depth, batch, size, queue_len, iters, warmup,
+                         device, amp, dense_rows, skip_steps, options,
+                         amp_dtype, peak, log, memory_only),
+        None, threads, json_path, log)
 
 
 def _measure(depth, batch, size, queue_len, iters, warmup, device, amp,

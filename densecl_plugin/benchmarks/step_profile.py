@@ -267,23 +267,13 @@ def run_step_profile(depth: int = 50, batch: int = 8, size: int = 224,
     """What ``tools/analysis/profile_step.py`` does: :func:`profile_models`,
     printed by :func:`format_profile` (and saved as JSON with
     ``json_path``). ``threads`` sets torch's CPU threads. The result's
-    ``load`` is the machine's load average before and after
-    (:class:`~.measure.LoadRecord`, which warns above 0.5 per core)."""
-    import json
-
-    from .measure import LoadRecord, format_load
-    if threads:
-        torch.set_num_threads(threads)
-    with LoadRecord(log) as load:
-        result = profile_models(depth, batch, size, queue_len, steps, warmup,
-                                device, log)
-    result['load'] = load.as_dict()
-    log(format_profile(result))
-    log(format_load(result['load']))
-    if json_path:
-        with open(json_path, 'w') as f:
-            json.dump(result, f, indent=2)
-    return result
+    ``load`` is the machine's load before and during
+    (:func:`~.measure.measured_run`)."""
+    from .measure import measured_run
+    return measured_run(
+        lambda: profile_models(depth, batch, size, queue_len, steps, warmup,
+                               device, log),
+        format_profile, threads, json_path, log)
 
 
 __all__ = ['attribute', 'format_profile', 'profile_models', 'profiled_steps',
