@@ -1,6 +1,6 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """A seeded small-scale study of what DenseCL learns, against MoCo v2 and
-random init, over pre-training budgets (issue 13).
+random init, over pre-training budgets.
 
 :func:`run_study` runs it (``tools/benchmarks/small_scale_study.py`` is its
 command line), reusing the demo's stages (:mod:`densecl_plugin.demo`).
