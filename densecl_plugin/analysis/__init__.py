@@ -1,11 +1,13 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """Offline analysis of finished or running pre-training runs (nothing here is
 registered; matplotlib is imported only when a figure is drawn)."""
-from .pretraining_diagnosis import (Rules, diagnose, diagnose_work_dir,
-                                    find_scalars, load_scalars, plot_health)
+from .pretraining_diagnosis import (Rules, compare_figure, diagnose,
+                                    diagnose_work_dir, find_scalars,
+                                    load_scalars, plot_health, plot_runs)
 from .view_pair_probe import (METRICS, embed_view_pairs, format_probe,
                               pair_metrics, probe_checkpoints)
 
-__all__ = ['METRICS', 'Rules', 'diagnose', 'diagnose_work_dir',
-           'embed_view_pairs', 'find_scalars', 'format_probe', 'load_scalars',
-           'pair_metrics', 'plot_health', 'probe_checkpoints']
+__all__ = ['METRICS', 'Rules', 'compare_figure', 'diagnose',
+           'diagnose_work_dir', 'embed_view_pairs', 'find_scalars',
+           'format_probe', 'load_scalars', 'pair_metrics', 'plot_health',
+           'plot_runs', 'probe_checkpoints']

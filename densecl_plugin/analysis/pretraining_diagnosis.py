@@ -337,3 +337,61 @@ def diagnose_work_dir(work_dir: str,
     with open(files['txt'], 'w') as f:
         f.write(result['summary'] + '\n')
     return result
+
+
+#: the panels of :func:`plot_runs`: title and the keys it tries, first found
+COMPARE_PANELS = (
+    ('InfoNCE (global)', ('health_single_infonce', 'loss')),
+    ('emb std x sqrt(D)', (STD_KEY, )),
+    ('pos cosine', ('health_pos_cos', )),
+    ('neg cosine (queue)', ('health_neg_cos', )),
+)
+
+
+def plot_runs(runs: Dict[str, List[dict]], out: str, title: str = '',
+              rules: Rules = Rules()) -> str:
+    """Overlay the health curves of several runs (one line per run) into the
+    png ``out``: the global InfoNCE, the embedding std x sqrt(D) with the
+    collapse threshold, and the positive and negative cosines.
+
+    Args:
+        runs (dict[str, list[dict]]): Label -> the run's scalar rows
+            (:func:`load_scalars`).
+        out (str): The png file.
+        title (str): Figure title. Defaults to ``''``.
+        rules (Rules): For the collapse line. Defaults to ``Rules()``.
+
+    Returns:
+        str: ``out``.
+    """
+    compare_figure(runs, title, rules).savefig(out, dpi=80)
+    return out
+
+
+def compare_figure(runs: Dict[str, List[dict]], title: str = '',
+                   rules: Rules = Rules()):
+    """The matplotlib ``Figure`` that :func:`plot_runs` saves."""
+    if not runs:
+        raise ValueError('plot_runs needs at least one run')
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(16, 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(COMPARE_PANELS))
+    for ax, (name, keys) in zip(axes, COMPARE_PANELS):
+        for label, rows in runs.items():
+            key = next((k for k in keys if any(k in r for r in rows)), None)
+            if key is not None:
+                x, y = _series(rows, key)
+                ax.plot(x, y, marker='.', label=label)
+        if name.startswith('emb std'):
+            ax.axhline(rules.std_collapse, color='r', ls='--',
+                       label=f'collapse < {rules.std_collapse}')
+        ax.set_title(name)
+        ax.set_xlabel('iter')
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -20,9 +20,12 @@ import sys
 import pytest
 from mmengine.runner import Runner
 
-from densecl_plugin.analysis.pretraining_diagnosis import (Rules, diagnose,
+from densecl_plugin.analysis.pretraining_diagnosis import (Rules,
+                                                           compare_figure,
+                                                           diagnose,
                                                            diagnose_work_dir,
-                                                           find_scalars)
+                                                           find_scalars,
+                                                           plot_runs)
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
 from tiny_models import tiny_model_cfg
 
@@ -108,6 +111,36 @@ def test_cli_prints_verdict_and_errors(runs, tmp_path):
     out = cli(runs['no_health'])
     assert out.returncode != 0 and 'model.health_interval' in out.stderr
     assert find_scalars(runs['no_health']) in out.stderr
+
+
+def test_cli_compare_draws_both_runs(runs, tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, TOOL, *args], capture_output=True,
+                              text=True, cwd=REPO)
+    out = cli(runs['healthy'], '--out-dir', str(tmp_path), '--compare', runs['collapsed'],
+              '--labels', 'lr 0.03', 'lr 3.0')
+    assert out.returncode == 0, out.stderr
+    assert osp.getsize(tmp_path / 'comparison.png') > 10_000
+    assert f"wrote {tmp_path / 'comparison.png'}" in out.stdout
+    out = cli(runs['healthy'], '--out-dir', str(tmp_path), '--compare', runs['collapsed'],
+              '--labels', 'only one')
+    assert out.returncode != 0 and '--labels gives 1 labels for 2 runs' in out.stderr
+
+
+def test_compare_figure_has_a_line_per_run():
+    rows_a = [dict(iter=i, loss=5.0 - i / 10, health_emb_std=0.4, health_pos_cos=0.5,
+                   health_neg_cos=0.2) for i in range(1, 6)]
+    rows_b = [dict(iter=i, loss=4.0, health_single_infonce=3.0 + i / 10, health_emb_std=0.05,
+                   health_pos_cos=0.99, health_neg_cos=0.98) for i in range(1, 4)]
+    fig = compare_figure({'a': rows_a, 'b': rows_b})
+    infonce, std, pos, neg = fig.axes[:4]
+    assert [len(ax.lines) for ax in (infonce, std, pos, neg)] == [2, 3, 2, 2]
+    # DenseCL's global InfoNCE is preferred over its total loss
+    assert list(infonce.lines[1].get_ydata()) == pytest.approx([3.1, 3.2, 3.3])
+    assert list(infonce.lines[0].get_ydata()) == pytest.approx([4.9, 4.8, 4.7, 4.6, 4.5])
+    assert std.lines[2].get_ydata()[0] == Rules().std_collapse
+    with pytest.raises(ValueError, match='at least one run'):
+        plot_runs({}, 'unused.png')
 
 
 def test_newest_run_is_read(runs, tmp_path):
