@@ -39,6 +39,24 @@ METRICS = ('view_top1', 'feat_top1', 'emb_std', 'pos_cos', 'neg_cos',
            'alignment', 'uniformity')
 
 
+def pick(paths: Sequence[str], num: int) -> List[str]:
+    """``num`` paths evenly spaced over ``paths`` (all if fewer).
+
+    Args:
+        paths (Sequence[str]): e.g. the sorted files of an image folder.
+        num (int): at least 2 (a retrieval needs two candidates).
+
+    Returns:
+        list[str]: ``paths[int(i * len(paths) / num)]`` for ``i < num``.
+    """
+    if num < 2:
+        raise ValueError(f'--num must be at least 2, got {num}')
+    if len(paths) <= num:
+        return list(paths)
+    step = len(paths) / num
+    return [paths[int(i * step)] for i in range(num)]
+
+
 def pair_metrics(z1: torch.Tensor, z2: torch.Tensor) -> Dict[str, float]:
     """The figures of embeddings ``z1[i], z2[i]`` of the views of image i.
 

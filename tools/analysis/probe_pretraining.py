@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from densecl_plugin.analysis.view_pair_probe import (  # noqa: E402
-    format_probe, probe_checkpoints)
+    format_probe, pick, probe_checkpoints)
 from densecl_plugin.datasets import UnlabeledImageDataset  # noqa: E402
 
 
@@ -40,16 +40,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    'as in pre-training) or the running ones (eval)')
     p.add_argument('--json', help='also write the rows here')
     return p.parse_args(argv)
-
-
-def pick(paths: Sequence[str], num: int) -> list:
-    """``num`` paths evenly spaced over ``paths`` (all if fewer)."""
-    if num < 2:
-        raise ValueError(f'--num must be at least 2, got {num}')
-    if len(paths) <= num:
-        return list(paths)
-    step = len(paths) / num
-    return [paths[int(i * step)] for i in range(num)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> list:
