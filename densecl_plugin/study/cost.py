@@ -29,7 +29,8 @@ DEFAULT_COSTS = dict(
     pretrain_overhead=10.0, curve_per_pair=0.1,
     detection_per_iter=1.5, detection_fixed=30.0,
     segmentation_per_iter=1.0, segmentation_fixed=15.0,
-    correspondence_per_stage=20.0, probe_per_stage=10.0)
+    correspondence_per_stage=20.0, probe_per_stage=10.0,
+    dense_probe_per_stage=15.0, retrieval_per_stage=10.0)
 
 
 def fmt_duration(seconds: float) -> str:
@@ -85,6 +86,8 @@ def measured_costs(work_dir: str) -> Optional[Dict[str, float]]:
             add(f'{r["task"]}_per_iter', r['train_time'] / r['iters'],
                 r['iters'])
             add(f'{r["task"]}_fixed', r['stage_wall_time'] - r['train_time'])
+        elif r.get('kind') in ('dense_probe', 'retrieval'):
+            add(f'{r["kind"]}_per_stage', r['stage_wall_time'])
         elif 'num_pairs' in r:
             add('correspondence_per_stage', r['stage_wall_time'])
         elif 'fold_accuracy' in r:
@@ -141,9 +144,11 @@ class CostModel:
             c['segmentation_per_iter'] * seg + c['segmentation_fixed']
 
     def evaluation(self) -> float:
-        """The correspondence and the probe stage of one checkpoint."""
-        return self.costs['correspondence_per_stage'] + \
-            self.costs['probe_per_stage']
+        """The evaluation stages of one checkpoint: correspondence, linear
+        probe, dense probe and view retrieval."""
+        c = self.costs
+        return c['correspondence_per_stage'] + c['probe_per_stage'] + \
+            c['dense_probe_per_stage'] + c['retrieval_per_stage']
 
     def unit(self, seed: int, budget: int) -> float:
         """One ``(seed, budget)`` unit: both arms pre-trained, fine-tuned

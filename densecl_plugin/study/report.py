@@ -9,16 +9,33 @@ from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from densecl_plugin.demo.report import INIT_LABELS, moving_average, save_figure
+from .dense_probe import DENSE_SETS, LEVELS
 from .stats import mean_std, paired_difference
 
-#: (key, header) of every metric, in percent
-METRICS = (
-    ('corr_acc', 'corr. acc. (%)'),
-    ('det_AP50', 'det. AP50 (%)'),
-    ('det_mAP', 'det. AP50:95 (%)'),
-    ('seg_mIoU', 'seg. mIoU (%)'),
-    ('probe_acc', 'linear probe acc. (%)'),
+#: the report's tables: (title, ((key, header), ...)); every metric is in
+#: percent except ``emb_std``
+METRIC_GROUPS = (
+    ('Held-out correspondence, fine-tuning and linear probe', (
+        ('corr_acc', 'corr. acc. (%)'),
+        ('det_AP50', 'det. AP50 (%)'),
+        ('det_mAP', 'det. AP50:95 (%)'),
+        ('seg_mIoU', 'seg. mIoU (%)'),
+        ('probe_acc', 'linear probe acc. (%)'),
+    )),
+    ('Frozen-feature dense probe (val)', tuple(
+        (f'dense_{name}_{lv}_{what}', f'{name} {lv} {head} (%)')
+        for name in DENSE_SETS for lv in LEVELS
+        for what, head in (('mIoU', 'mIoU'), ('acc', 'pix. acc.')))),
+    ('View retrieval on fresh views of the pool', (
+        ('feat_top1', 'pooled C5 top-1 (%)'),
+        ('view_top1', 'embedding top-1 (%)'),
+        ('emb_std', 'emb. std x sqrt(D)'),
+    )),
 )
+#: (key, header) of every metric, in report order
+METRICS = tuple(m for _, group in METRIC_GROUPS for m in group)
+#: decimals of a metric in the tables (default 1)
+DECIMALS = {'emb_std': 3}
 #: the confidence of the paired intervals
 CONFIDENCE = 0.95
 
@@ -42,13 +59,25 @@ def run_metrics(arm_result: Dict[str, Any]) -> Dict[str, Optional[float]]:
     det = arm_result['finetune']['detection']['metrics']
     seg = arm_result['finetune']['segmentation']['metrics']
     corr = arm_result['correspondence']
-    return dict(corr_acc=_pct(corr['accuracy']),
-                det_AP50=_pct(det.get('pascal_voc/AP50')),
-                det_mAP=_pct(det.get('pascal_voc/mAP')),
-                seg_mIoU=_num(seg.get('mIoU')),
-                probe_acc=_pct(arm_result['probe']['accuracy']),
-                same_cell_acc=_pct(corr['same_cell_accuracy']),
-                chance_acc=_pct(corr['chance']))
+    out = dict(corr_acc=_pct(corr['accuracy']),
+               det_AP50=_pct(det.get('pascal_voc/AP50')),
+               det_mAP=_pct(det.get('pascal_voc/mAP')),
+               seg_mIoU=_num(seg.get('mIoU')),
+               probe_acc=_pct(arm_result['probe']['accuracy']),
+               same_cell_acc=_pct(corr['same_cell_accuracy']),
+               chance_acc=_pct(corr['chance']))
+    dense = (arm_result.get('dense_probe') or {}).get('sets', {})
+    for name in DENSE_SETS:
+        for lv in LEVELS:
+            res = dense.get(name, {}).get(lv, {})
+            out[f'dense_{name}_{lv}_mIoU'] = _pct(res.get('mIoU'))
+            out[f'dense_{name}_{lv}_acc'] = _pct(res.get('pixel_acc'))
+    ret = arm_result.get('retrieval') or {}
+    out.update(feat_top1=_pct(ret.get('feat_top1')),
+               view_top1=_pct(ret.get('view_top1')),
+               emb_std=_num(ret.get('emb_std')),
+               retrieval_chance=_pct(ret.get('chance')))
+    return out
 
 
 def collect_runs(results: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -103,48 +132,61 @@ def summarize(runs: Sequence[Dict[str, Any]], budgets: Sequence[int]
     return summary, paired
 
 
-def _pm(stats: Dict[str, Any]) -> str:
+def _pm(stats: Dict[str, Any], digits: int = 1) -> str:
     if stats['mean'] is None:
         return '-'
     if stats['std'] is None:
-        return f'{stats["mean"]:.1f}'
-    return f'{stats["mean"]:.1f} ± {stats["std"]:.1f}'
+        return f'{stats["mean"]:.{digits}f}'
+    return f'{stats["mean"]:.{digits}f} ± {stats["std"]:.{digits}f}'
 
 
-def _interval(d: Dict[str, Any]) -> str:
+def _interval(d: Dict[str, Any], digits: int = 1) -> str:
     if d['mean'] is None:
         return '-'
     if d['lo'] is None:
-        return f'{d["mean"]:+.1f} (n={d["n"]})'
-    return f'{d["mean"]:+.1f} [{d["lo"]:+.1f}, {d["hi"]:+.1f}]'
+        return f'{d["mean"]:+.{digits}f} (n={d["n"]})'
+    return (f'{d["mean"]:+.{digits}f} [{d["lo"]:+.{digits}f}, '
+            f'{d["hi"]:+.{digits}f}]')
 
 
 def format_markdown(summary: Sequence[Dict[str, Any]],
                     paired: Sequence[Dict[str, Any]],
                     notes: Sequence[str], title: str) -> str:
-    """The two tables (mean ± std; paired differences) and the notes."""
-    heads = [h for _, h in METRICS]
-    lines = [f'# {title}', '',
-             '## Mean ± std over seeds', '',
-             '| arm | budget (iters) | seeds | ' + ' | '.join(heads) +
-             ' | same-cell corr. (%) |',
-             '|---|---:|---:|' + '---:|' * (len(heads) + 1)]
-    for row in summary:
-        st = row['metrics']
-        n = max(st[m]['n'] for m, _ in METRICS)
-        lines.append(
-            f'| {INIT_LABELS[row["arm"]]} | '
-            f'{row["budget"] if row["budget"] else "-"} | {n} | ' +
-            ' | '.join(_pm(st[m]) for m, _ in METRICS) +
-            f' | {_pm(st["same_cell_acc"])} |')
+    """Mean ± std and paired differences, one table per group of
+    :data:`METRIC_GROUPS` each, and the notes."""
+    def digits(m: str) -> int:
+        return DECIMALS.get(m, 1)
+
+    lines = [f'# {title}', '', '## Mean ± std over seeds']
+    for k, (group, metrics) in enumerate(METRIC_GROUPS):
+        heads = [h for _, h in metrics]
+        extra = ' same-cell corr. (%) |' if k == 0 else ''
+        lines += ['', f'### {group}', '',
+                  '| arm | budget (iters) | seeds | ' + ' | '.join(heads) +
+                  ' |' + extra,
+                  '|---|---:|---:|' + '---:|' * (len(heads) + (k == 0))]
+        for row in summary:
+            st = row['metrics']
+            n = max(st[m]['n'] for m, _ in metrics)
+            cells = [_pm(st[m], digits(m)) for m, _ in metrics]
+            if k == 0:
+                cells.append(_pm(st['same_cell_acc']))
+            lines.append(
+                f'| {INIT_LABELS[row["arm"]]} | '
+                f'{row["budget"] if row["budget"] else "-"} | {n} | ' +
+                ' | '.join(cells) + ' |')
     lines += ['', f'## DenseCL − MoCo v2, paired by seed (mean '
-              f'[{int(100 * CONFIDENCE)} % t-interval])', '',
-              '| budget (iters) | seeds | ' + ' | '.join(heads) + ' |',
-              '|---:|---:|' + '---:|' * len(heads)]
-    for row in paired:
-        n = max(row['metrics'][m]['n'] for m, _ in METRICS)
-        lines.append(f'| {row["budget"]} | {n} | ' + ' | '.join(
-            _interval(row['metrics'][m]) for m, _ in METRICS) + ' |')
+              f'[{int(100 * CONFIDENCE)} % t-interval])']
+    for group, metrics in METRIC_GROUPS:
+        heads = [h for _, h in metrics]
+        lines += ['', f'### {group}', '',
+                  '| budget (iters) | seeds | ' + ' | '.join(heads) + ' |',
+                  '|---:|---:|' + '---:|' * len(heads)]
+        for row in paired:
+            n = max(row['metrics'][m]['n'] for m, _ in metrics)
+            lines.append(f'| {row["budget"]} | {n} | ' + ' | '.join(
+                _interval(row['metrics'][m], digits(m))
+                for m, _ in metrics) + ' |')
     if notes:
         lines += [''] + [f'- {n}' for n in notes]
     return '\n'.join(lines) + '\n'
@@ -192,9 +234,11 @@ def plot_metrics_vs_budget(summary: Sequence[Dict[str, Any]],
                            budgets: Sequence[int], path: str) -> str:
     """One panel per metric: mean ± std (error bars) against the budget,
     the random init as a band."""
-    fig = _figure((12, 6.5))
+    n_cols = 4
+    n_rows = -(-len(METRICS) // n_cols)
+    fig = _figure((4 * n_cols, 3.1 * n_rows + 0.5))
     for k, (metric, head) in enumerate(METRICS):
-        ax = fig.add_subplot(2, 3, k + 1)
+        ax = fig.add_subplot(n_rows, n_cols, k + 1)
         for row in summary:
             if row['arm'] != 'random':
                 continue
@@ -295,7 +339,12 @@ def write_study_report(study, results: Dict[str, Any],
     m = study.manifest
     reused = sum(st['skipped'] for st in study.stage_status)
     any_corr = next(r for r in results['random'].values())['correspondence']
-    any_probe = next(r for r in results['random'].values())['probe']
+    any_random = next(r for r in results['random'].values())
+    any_probe = any_random['probe']
+    recipe = pretrain_recipe_text({
+        algo: study.demo(s.seeds[0], f'iters{max(budgets)}',
+                         max(budgets)).pretrain_config(algo)
+        for algo in ('mocov2', 'densecl')})
     threads = '' if getattr(study, 'jobs', 1) > 1 else \
         f' (torch threads: {_torch_threads()})'
     notes = [
@@ -305,8 +354,7 @@ def write_study_report(study, results: Dict[str, Any],
         'with its own cosine schedule (not a checkpoint of a longer run); '
         'DenseCL\'s dense loss starts after '
         f'{100 * s.densecl_start_fraction:.0f} % of each budget.',
-        f'Pre-training: the demo configs (ResNet-18, 80 px views, queue 256, '
-        f'm = 0.99, batch {s.pretrain_batch_size or 16}) on the '
+        f'Pre-training: the demo configs ({recipe}) on the '
         f'{m["unlabeled"]["images"]}-image unlabeled pool.',
         f'Correspondence: argmax matches within one cell of the geometric '
         f'truth, {any_corr["num_pairs"]} held-out view pairs at '
@@ -321,6 +369,8 @@ def write_study_report(study, results: Dict[str, Any],
         f'Linear probe: {any_probe["data"]}, frozen average-pooled C5 at '
         f'{s.probe_size} px, L2 logistic regression, {s.probe_folds}-fold '
         f'stratified cross-validation ({any_probe["num_images"]} images).',
+        dense_probe_note(any_random.get('dense_probe')),
+        retrieval_note(any_random.get('retrieval')),
         'Intervals: mean of the per-seed differences ± t_(0.975, n-1) · '
         'sd / sqrt(n); with 3 seeds t = 4.30, so only large, consistent '
         'differences exclude 0.',
@@ -355,6 +405,111 @@ def write_study_report(study, results: Dict[str, Any],
               f'{files["correspondence_curve"]}')
     return dict(paths=dict(markdown=md_path, json=json_path, **files),
                 summary=summary, paired=paired, runs=runs)
+
+
+def _find_crop_size(node: Any) -> Optional[Any]:
+    """The ``size`` of the first ``RandomResizedCrop`` in a pipeline."""
+    if isinstance(node, dict):
+        if node.get('type') == 'RandomResizedCrop':
+            return node.get('size')
+        node = node.get('transforms', [])
+    if isinstance(node, (list, tuple)):
+        for item in node:
+            size = _find_crop_size(item)
+            if size is not None:
+                return size
+    return None
+
+
+def pretrain_recipe(cfg: Any) -> Dict[str, Any]:
+    """What a pre-training config runs, for the report's notes.
+
+    Args:
+        cfg (Config): a pre-training config as the study runs it.
+
+    Returns:
+        dict: ``depth``, ``view_size``, ``queue_len``, ``momentum``,
+        ``split_bn_groups``, ``batch_size``, ``optimizer``, ``lr``,
+        ``weight_decay``, ``amp`` (the autocast dtype or None),
+        ``schedule`` (the lr scheduler types).
+    """
+    model, optim = cfg.model, cfg.optim_wrapper
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers]
+    return dict(
+        depth=model.backbone.get('depth'),
+        view_size=_find_crop_size(cfg.train_dataloader.dataset.pipeline),
+        queue_len=model.get('queue_len'), momentum=model.get('momentum'),
+        split_bn_groups=model.get('split_bn_groups', 1) or 1,
+        batch_size=cfg.train_dataloader.batch_size,
+        optimizer=optim.optimizer.type, lr=optim.optimizer.lr,
+        weight_decay=optim.optimizer.get('weight_decay'),
+        amp=optim.get('dtype') if 'Amp' in optim.get('type', '') else None,
+        schedule=' then '.join(p.type for p in schedulers))
+
+
+def pretrain_recipe_text(cfgs: Dict[str, Any]) -> str:
+    """The recipe of :func:`pretrain_recipe` in words, one value per item
+    when the configs agree, else one per algorithm (``cfgs``: algo ->
+    config)."""
+    recipes = {algo: pretrain_recipe(cfg) for algo, cfg in cfgs.items()}
+
+    def item(key: str, fmt: str) -> str:
+        values = {algo: r[key] for algo, r in recipes.items()}
+        if len(set(map(str, values.values()))) == 1:
+            return fmt.format(next(iter(values.values())))
+        return ' / '.join(f'{fmt.format(v)} ({INIT_LABELS[a]})'
+                          for a, v in values.items())
+
+    first = next(iter(recipes.values()))
+    parts = [item('depth', 'ResNet-{}'), item('view_size', '{} px views'),
+             item('queue_len', 'queue {}'), item('momentum', 'm = {}')]
+    if any(r['split_bn_groups'] > 1 for r in recipes.values()):
+        parts.append(item('split_bn_groups', 'split BN in {} groups'))
+    parts += [item('batch_size', 'batch {}'),
+              item('optimizer', '{}') + ' ' + item('lr', 'lr {}') + ', ' +
+              item('weight_decay', 'weight decay {}') + ', ' +
+              item('schedule', '{}')]
+    if first['amp']:
+        parts.append(item('amp', '{} autocast'))
+    return ', '.join(parts)
+
+
+def dense_probe_note(result: Optional[Dict[str, Any]]) -> str:
+    """The dense probe's line of the notes (from one of its results)."""
+    if not result:
+        return 'Dense probe: not run.'
+    sets = result['sets']
+    grids = ', '.join(
+        f'{lv} {"x".join(map(str, next(iter(sets.values()))[lv]["grid"]))}'
+        for lv in result['levels'])
+    data = '; '.join(
+        f'{name}: {DENSE_SETS[name]}, {r["num_train"]} train / '
+        f'{r["num_val"]} val tiles, foreground '
+        f'{100 * r["foreground"]["val"]:.0f} % of the val pixels'
+        for name, r in sets.items())
+    return (f'Dense probe: a 1x1 conv (per-pixel logistic regression, L2 '
+            f'{result["weight_decay"]:g}, {result["max_iter"]} full-batch '
+            f'L-BFGS iterations from zeros, features standardised on train) '
+            f'on the frozen C4 and C5 maps (BN in eval mode) at '
+            f'{result["size"]} px ({grids} grid), its logits bilinearly '
+            f'upsampled to the {result["size"]} px label grid; val mIoU '
+            f'over the 2 classes and pixel accuracy. {data}.')
+
+
+def retrieval_note(result: Optional[Dict[str, Any]]) -> str:
+    """The view retrieval's line of the notes (from one of its results)."""
+    if not result:
+        return 'View retrieval: not run.'
+    return (f'View retrieval: two fresh pre-training views (seeds '
+            f'{result["seed"]} + i) of {result["num_images"]} pool images '
+            f'evenly spaced over the sorted files, BN in train mode; top-1 '
+            f'= the share of first views whose nearest second view (cosine) '
+            f'is their own partner (chance {100 * result["chance"]:.1f} %), '
+            'of the pooled C5 features and of the neck\'s embeddings (the '
+            'random init\'s neck is random too); emb. std = per-dimension '
+            'std of the normalised embeddings x sqrt(D) (0 when collapsed).')
 
 
 def _jobs_text(study: Any) -> str:

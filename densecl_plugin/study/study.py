@@ -13,7 +13,12 @@ held-out work:
   (with the same-cell and chance baselines);
 - Faster R-CNN AP on the deepforest tiles, FCN mIoU on the nuclei (the
   demo's fine-tuning configs, fine-tuning seed = the study seed);
-- a linear probe on frozen pooled C5 features (:mod:`.probe`).
+- a linear probe on frozen pooled C5 features (:mod:`.probe`);
+- a frozen-feature dense probe: a per-pixel linear classifier on C4 and on
+  C5, on the nuclei and on tree-crown masks (:mod:`.dense_probe`);
+- view retrieval: nearest-neighbour top-1 of the embeddings and of pooled
+  C5 between two fresh views of 128 pool images
+  (:mod:`densecl_plugin.analysis.view_pair_probe`).
 
 During each pre-training, :class:`~.curve_hook.StudyCurveHook` records the
 held-out correspondence accuracy every ``curve_interval`` iterations (and
@@ -48,6 +53,8 @@ from densecl_plugin.utils.staged_run import (StagedRun, fingerprint,
 from .cost import (DEFAULT_COSTS, NUM_HELD_OUT, CostModel, fmt_duration,
                    measured_costs)
 from .curve_hook import StudyCurveHook  # noqa: F401 (registers the hook)
+from .dense_probe import DENSE_PROBE_VERSION
+from .dense_probe import WEIGHT_DECAY as DENSE_WEIGHT_DECAY
 from .shards import assign_shards, run_parallel
 
 #: the arms, in report order
@@ -86,6 +93,17 @@ class StudySettings(StageSettings):
         probe_folds (int): cross-validation folds. Defaults to 5.
         probe_size (int): probe images are resized to this. Defaults to 80
             (the pre-training view size).
+        dense_probe_size (int): dense-probe images and label grids are
+            resized to this (C4 10 x 10, C5 5 x 5 at 160). Defaults to 160.
+        dense_probe_max_images (int, optional): the first this many images
+            of each split of each dense-probe set. Defaults to None (all).
+        dense_probe_iters (int): L-BFGS iterations of each dense-probe
+            classifier. Defaults to 100.
+        retrieval_images (int): pool images (evenly spaced over the sorted
+            files) of the view-retrieval stage. Defaults to 128.
+        retrieval_seed (int): view ``i`` of that stage is drawn with seed
+            ``retrieval_seed + i`` (far from any training draw). Defaults
+            to 10000.
         keep_runner_checkpoints (bool): keep the Runner's ``iter_N.pth``
             (optimizer state, ~2x the weights). Defaults to False.
     """
@@ -100,6 +118,11 @@ class StudySettings(StageSettings):
     probe_max_images: Optional[int] = None
     probe_folds: int = 5
     probe_size: int = 80
+    dense_probe_size: int = 160
+    dense_probe_max_images: Optional[int] = None
+    dense_probe_iters: int = 100
+    retrieval_images: int = 128
+    retrieval_seed: int = 10000
     keep_runner_checkpoints: bool = False
 
 
@@ -110,7 +133,8 @@ QUICK = StudySettings(
     val_max_images=1, corr_seeds=(1000, ), corr_max_images=2,
     curve_interval=2, curve_max_images=1, train_corr_interval=1,
     probe_max_images=40,
-    probe_folds=2)
+    probe_folds=2, dense_probe_max_images=3, dense_probe_iters=10,
+    retrieval_images=16)
 #: a short real measurement of the full study's per-iteration costs
 CALIBRATION = replace(FULL, name='calibration', budgets=(20, ), seeds=(0, ),
                       detection_iters=10, segmentation_iters=10,
@@ -191,6 +215,7 @@ class Study(StagedRun):
         self._done_estimate = 0.0
         self._ran_estimate = self._ran_actual = 0.0
         self._seen = 0
+        self._pool: Optional[List[str]] = None
 
     # data and helpers ----------------------------------------------------
     def data(self) -> Dict[str, Any]:
@@ -244,7 +269,8 @@ class Study(StagedRun):
     # evaluation stages ---------------------------------------------------
     def evaluate(self, demo: Demo, init: str, algo: str, checkpoint: str,
                  key: Dict[str, Any], out_dir: str) -> Dict[str, Any]:
-        """Held-out correspondence and linear probe of one checkpoint.
+        """Held-out correspondence, linear probe, dense probe and view
+        retrieval of one checkpoint.
 
         Args:
             demo (Demo): for the pre-training config of ``algo``.
@@ -253,7 +279,7 @@ class Study(StagedRun):
             checkpoint (str): a full pre-training state dict.
             key (dict): what identifies the checkpoint (digests,
                 fingerprints), part of the fingerprints.
-            out_dir (str): where the two ``result.json`` go.
+            out_dir (str): where the four ``result.json`` go.
         """
         s = self.settings
         images = held_out_images(self.manifest, s.corr_max_images)
@@ -266,6 +292,20 @@ class Study(StagedRun):
             max_images=s.probe_max_images, folds=s.probe_folds,
             size=s.probe_size)
         cfg = demo.pretrain_config(algo)
+        pre = cfg.model.data_preprocessor
+        dense_expected = fingerprint(
+            kind='dense_probe', study_version=STUDY_VERSION, checkpoint=key,
+            version=DENSE_PROBE_VERSION, size=s.dense_probe_size,
+            max_images=s.dense_probe_max_images, iters=s.dense_probe_iters,
+            weight_decay=DENSE_WEIGHT_DECAY, preprocessor=pre,
+            data={k: self.manifest.get(k)
+                  for k in ('seed', 'detection', 'segmentation')})
+        pool = self._retrieval_images()
+        retrieval_expected = fingerprint(
+            kind='retrieval', study_version=STUDY_VERSION, checkpoint=key,
+            images=pool, seed=s.retrieval_seed, bn='train',
+            pipeline=cfg.train_dataloader.dataset.pipeline,
+            preprocessor=pre)
 
         def corr() -> Dict[str, Any]:
             from densecl_plugin.demo.correspondence_eval import (
@@ -294,6 +334,35 @@ class Study(StagedRun):
                           init=init)
             return result
 
+        def dense() -> Dict[str, Any]:
+            from densecl_plugin.apis.inference import build_model
+            from .dense_probe import DENSE_SETS, dense_probe
+            with quiet_logs(self.log_file):
+                model = build_model(cfg, checkpoint)
+                result = dense_probe(
+                    model, self.manifest, s.dense_probe_size, pre['mean'],
+                    pre['std'], bool(pre.get('to_rgb',
+                                             pre.get('bgr_to_rgb', False))),
+                    s.dense_probe_max_images, s.dense_probe_iters)
+            result.update(kind='dense_probe', data=DENSE_SETS,
+                          checkpoint=checkpoint, init=init)
+            return result
+
+        def retrieval() -> Dict[str, Any]:
+            from densecl_plugin.analysis.view_pair_probe import (
+                embed_view_pairs, pair_metrics)
+            from densecl_plugin.apis.inference import build_model
+            with quiet_logs(self.log_file):
+                model = build_model(cfg, checkpoint)
+                z1, z2, f1, f2 = embed_view_pairs(
+                    model, cfg, pool, s.retrieval_seed, bn='train')
+            result = pair_metrics(z1, z2)
+            result.update(kind='retrieval',
+                          feat_top1=pair_metrics(f1, f2)['view_top1'],
+                          num_images=len(pool), seed=s.retrieval_seed,
+                          bn='train', checkpoint=checkpoint, init=init)
+            return result
+
         return dict(
             correspondence=self._stage(
                 f'correspondence {init}',
@@ -301,7 +370,28 @@ class Study(StagedRun):
                 corr_expected, corr),
             probe=self._stage(f'probe {init}',
                               osp.join(out_dir, 'probe', 'result.json'),
-                              probe_expected, probe))
+                              probe_expected, probe),
+            dense_probe=self._stage(
+                f'dense probe {init}',
+                osp.join(out_dir, 'dense_probe', 'result.json'),
+                dense_expected, dense),
+            retrieval=self._stage(
+                f'retrieval {init}',
+                osp.join(out_dir, 'retrieval', 'result.json'),
+                retrieval_expected, retrieval))
+
+    def _retrieval_images(self) -> List[str]:
+        """The view-retrieval images: :attr:`StudySettings.retrieval_images`
+        evenly spaced over the sorted files of the unlabeled pool."""
+        from densecl_plugin.analysis.view_pair_probe import pick
+        from densecl_plugin.datasets import UnlabeledImageDataset
+        if self._pool is None:
+            folder = UnlabeledImageDataset(
+                data_root=self.manifest['unlabeled']['root'], pipeline=[])
+            self._pool = pick(sorted(folder.get_data_info(i)['img_path']
+                                     for i in range(len(folder))),
+                              self.settings.retrieval_images)
+        return self._pool
 
     # one arm -------------------------------------------------------------
     def finetune_all(self, demo: Demo, init: str,
@@ -342,8 +432,9 @@ class Study(StagedRun):
     def run_random(self, seed: int, densecl_pre: Dict[str, Any]
                    ) -> Dict[str, Any]:
         """The random init of ``seed``: fine-tuned from scratch
-        (``init_cfg=None``), its correspondence and probe measured on the
-        exact initial weights of that seed's DenseCL run."""
+        (``init_cfg=None``), its evaluations (:meth:`evaluate`) measured
+        on the exact initial weights of that seed's DenseCL run (the neck's
+        too, for the view retrieval)."""
         budget = min(self.settings.budgets)
         demo = self.demo(seed, 'random', budget)
         out: Dict[str, Any] = dict(finetune=self.finetune_all(demo, 'random',
@@ -489,8 +580,10 @@ def estimate(settings: StudySettings, work_dir: str, data_dir: str,
             f'{c["detection_fixed"]:.0f} s; segmentation '
             f'{c["segmentation_per_iter"]:.2f} s/iter + '
             f'{c["segmentation_fixed"]:.0f} s; correspondence '
-            f'{c["correspondence_per_stage"]:.0f} s and probe '
-            f'{c["probe_per_stage"]:.0f} s per checkpoint.\n'
+            f'{c["correspondence_per_stage"]:.0f} s, probe '
+            f'{c["probe_per_stage"]:.0f} s, dense probe '
+            f'{c["dense_probe_per_stage"]:.0f} s and retrieval '
+            f'{c["retrieval_per_stage"]:.0f} s per checkpoint.\n'
             f'  costs: {c["source"]}')
     print(text, file=console, flush=True)
     return dict(seconds=seconds, costs=c, stages=n_runs, text=text,

@@ -24,12 +24,19 @@ def test_measured_costs_and_plan(tmp_path):
     (pre / 'curve.json').write_text(json.dumps(dict(
         eval_time=2.0, held_out=[{}, {}], seeds=[1000, 1001],
         num_images=5)))
+    for kind, seconds in (('dense_probe', 7.0), ('retrieval', 3.0)):
+        stage = tmp_path / 'seed0' / 'iters10' / 'eval' / 'densecl' / kind
+        stage.mkdir(parents=True)
+        (stage / 'result.json').write_text(json.dumps(dict(
+            kind=kind, sets={}, n=128, stage_wall_time=seconds)))
     costs = measured_costs(str(tmp_path))
+    assert costs['dense_probe_per_stage'] == 7.0
+    assert costs['retrieval_per_stage'] == 3.0
     assert costs['pretrain_densecl_per_iter'] == (12.0 - 2.0) / 10
     assert costs['curve_per_pair'] == 2.0 / (2 * 2 * 5)
     assert costs['pretrain_overhead'] == 3.0
     assert costs['detection_per_iter'] == DEFAULT_COSTS['detection_per_iter']
-    assert 'measured in 1 stages' in costs['source']
+    assert 'measured in 3 stages' in costs['source']
 
     study = Study(str(tmp_path), 'data', None, FULL)
     study.costs = dict(DEFAULT_COSTS, pretrain_mocov2_per_iter=1.0,
@@ -65,7 +72,8 @@ def test_cost_model_steps_by_hand():
                - (1.0 * 1000 + 10.0 + 0.1 * 20 * 6)) < 1e-9
     # the configs' 60 detection and 120 segmentation iterations
     assert model.finetune() == 1.5 * 60 + 30.0 + 1.0 * 120 + 15.0
-    assert model.evaluation() == 20.0 + 10.0
+    # correspondence, linear probe, dense probe, retrieval
+    assert model.evaluation() == 20.0 + 10.0 + 15.0 + 10.0
     # QUICK: 1 curve image, 1 seed; 1 + 1 fine-tuning iterations
     quick = CostModel(QUICK, DEFAULT_COSTS, num_held_out=5)
     assert quick.curve_pairs() == 1

@@ -19,7 +19,12 @@ from densecl_plugin.study import QUICK, estimate, measured_costs
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
-METRICS = ['corr_acc', 'det_AP50', 'det_mAP', 'seg_mIoU', 'probe_acc']
+DENSE = [f'dense_{name}_{lv}_{what}' for name in ('nuclei', 'trees') for lv in ('C4', 'C5')
+         for what in ('mIoU', 'acc')]
+RETRIEVAL = ['feat_top1', 'view_top1', 'emb_std']
+METRICS = ['corr_acc', 'det_AP50', 'det_mAP', 'seg_mIoU', 'probe_acc'] + DENSE + RETRIEVAL
+#: the evaluation stages of every checkpoint (and of each random init)
+EVAL_STAGES = ('correspondence', 'probe', 'dense probe', 'retrieval')
 #: t_{0.975, df}, an independent table for when scipy is missing
 T_TABLE = {1: 12.7062047, 2: 4.3026527, 3: 3.1824463, 4: 2.7764451}
 
@@ -76,7 +81,25 @@ def test_quick_study_report_intervals_and_resume(tmp_path):
     for r in runs:
         for m in METRICS + ['same_cell_acc', 'chance_acc']:
             v = r['metrics'][m]
-            assert isinstance(v, float) and 0.0 <= v <= 100.0, (r, m)
+            top = 10.0 if m == 'emb_std' else 100.0  # emb. std x sqrt(D): about 1 when spread
+            assert isinstance(v, float) and 0.0 <= v <= top, (r, m)
+        # 16 quick retrieval images: top-1 in steps of 1/16, chance 1/16
+        assert r['metrics']['retrieval_chance'] == 100 / 16
+        for m in ('feat_top1', 'view_top1'):
+            assert (r['metrics'][m] * 16 / 100) % 1 == 0, (r, m)
+    names = [st['stage'] for st in res['stages']]
+    for arm in ('random', 'mocov2', 'densecl'):
+        for stage in EVAL_STAGES:  # every seed (and budget) of every arm
+            n = len(seeds) * (1 if arm == 'random' else len(budgets))
+            assert names.count(f'{stage} {arm}') == n, (stage, arm)
+    with open(osp.join(work, 'seed0', 'iters2', 'eval', 'densecl', 'dense_probe',
+                       'result.json')) as f:
+        dense = json.load(f)
+    assert dense['size'] == QUICK.dense_probe_size and dense['max_iter'] == QUICK.dense_probe_iters
+    for name in ('nuclei', 'trees'):
+        one = dense['sets'][name]
+        assert one['num_train'] == one['num_val'] == QUICK.dense_probe_max_images
+        assert one['C4']['grid'] == [10, 10] and one['C5']['grid'] == [5, 5]  # 160 px
     # the random init is the exact init of that seed's DenseCL run, so its
     # view pairs and hence the same-cell baseline are shared by all arms
     assert len({r['metrics']['same_cell_acc'] for r in runs}) == 1
@@ -135,23 +158,47 @@ def test_quick_study_report_intervals_and_resume(tmp_path):
     assert '## Mean ± std over seeds' in md and '| DenseCL | 4 | 2 |' in md
     assert 'DenseCL − MoCo v2, paired by seed' in md
     assert 'lfw_subset' in md and 'separate run' in md
+    assert '### Frozen-feature dense probe (val)' in md and 'Dense probe: a 1x1 conv' in md
+    assert '### View retrieval on fresh views of the pool' in md and 'seeds 10000 + i' in md
+    # the recipe the report gives is the configs' (not a copy in the code)
+    from mmengine.config import Config
+
+    from densecl_plugin.demo.stages import CONFIGS
+    cfg = Config.fromfile(osp.join(REPO, 'configs', CONFIGS['densecl']))
+    assert f'queue {cfg.model.queue_len}' in md and f'lr {cfg.optim_wrapper.optimizer.lr}' in md
     for name in ('metrics_vs_budget.png', 'correspondence_curve.png'):
         path = osp.join(work, name)
         with open(path, 'rb') as f:
             assert f.read(8) == PNG_MAGIC
         assert osp.getsize(path) > 10000
 
-    # a stop after one stage: only the missing stage runs again, and the
-    # report is the same
-    os.remove(osp.join(work, 'seed1', 'iters4', 'eval', 'densecl', 'probe',
-                       'result.json'))
+    # a stop after one stage: only the missing stages run again, and the
+    # report is the same; a work dir without the dense probe and retrieval
+    # of a unit (as one written before they existed) reuses its
+    # pre-trainings, fine-tunings and other evaluations, and runs only those
+    unit = osp.join(work, 'seed1', 'iters4', 'eval')
+    os.remove(osp.join(unit, 'densecl', 'probe', 'result.json'))
+    for algo in ('mocov2', 'densecl'):
+        for stage in ('dense_probe', 'retrieval'):
+            os.remove(osp.join(unit, algo, stage, 'result.json'))
     proc, again = _study(work, data)
     with open(osp.join(work, 'results.json')) as f:
         second = json.load(f)
     ran = [s for s in second['stages'] if not s['skipped']]
-    assert [s['stage'] for s in ran] == ['probe densecl']
+    assert [s['stage'] for s in ran] == [
+        'dense probe mocov2', 'retrieval mocov2', 'probe densecl',
+        'dense probe densecl', 'retrieval densecl']
     assert len(second['stages']) == len(res['stages'])
-    assert second['runs'] == res['runs'] and second['paired'] == res['paired']
+    assert second['paired'] == res['paired'] or all(  # the rerun went on 2 threads, not 1
+        math.isclose(a['metrics'][m]['mean'] or 0, b['metrics'][m]['mean'] or 0, abs_tol=0.05)
+        for a, b in zip(second['paired'], res['paired']) for m in METRICS)
+    for r2, r1 in zip(second['runs'], res['runs']):
+        assert r2.keys() == r1.keys()
+        rerun = (r1['arm'], r1['budget'], r1['seed']) in (('mocov2', 4, 1), ('densecl', 4, 1))
+        for m, v in r1['metrics'].items():  # reused stages: the same numbers exactly
+            tol = (1e-4 if m == 'emb_std' else 0.05) if rerun and (
+                m in DENSE + RETRIEVAL) else 0.0
+            assert math.isclose(r2['metrics'][m], v, abs_tol=tol), (r1, m)
     assert again < first
 
     # the costs for the estimate, measured in this work dir's stages

@@ -45,3 +45,29 @@ def test_cost_and_shard_names_still_import_from_the_study_module():
         assert getattr(study, name) is getattr(cost, name)
     for name in ('assign_shards', 'run_parallel'):
         assert getattr(study, name) is getattr(shards, name)
+
+
+def test_report_recipe_is_read_from_the_pretraining_configs():
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from densecl_plugin.demo.stages import CONFIGS
+    from densecl_plugin.study.report import pretrain_recipe_text
+    configs = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
+    cfgs = {a: Config.fromfile(osp.join(configs, CONFIGS[a])) for a in ('mocov2', 'densecl')}
+    c = cfgs['densecl']
+    text = pretrain_recipe_text(cfgs)
+    for part in (f'ResNet-{c.model.backbone.depth}', f'queue {c.model.queue_len}',
+                 f'm = {c.model.momentum}', f'batch {c.train_dataloader.batch_size}',
+                 f'lr {c.optim_wrapper.optimizer.lr}'):
+        assert part in text, (part, text)
+    groups = c.model.get('split_bn_groups', 1) or 1
+    assert ('split BN' in text) == (groups > 1)
+    # what the two configs do not share is given per algorithm
+    cfgs['densecl'].model.queue_len = 7
+    other = (cfgs['mocov2'].model.get('split_bn_groups', 1) or 1) + 2
+    cfgs['densecl'].model.split_bn_groups = other
+    text = pretrain_recipe_text(cfgs)
+    assert f"queue {cfgs['mocov2'].model.queue_len} (MoCo v2) / queue 7 (DenseCL)" in text
+    assert f'split BN in {other} groups (DenseCL)' in text

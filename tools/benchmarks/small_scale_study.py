@@ -1,5 +1,5 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""A seeded small-scale study: DenseCL vs MoCo v2 vs random init (issue 13).
+"""A seeded small-scale study: DenseCL vs MoCo v2 vs random init.
 
     python tools/benchmarks/small_scale_study.py [--quick] [--estimate]
         [--budgets 250 1000 2000] [--seeds 0 1 2] [--jobs N] [--force]
@@ -7,7 +7,8 @@
 
 Pre-trains MoCo v2 and DenseCL (the demo's configs) at several budgets and
 seeds, evaluates every checkpoint and each seed's random init on held-out
-correspondence, detection, segmentation and a linear probe, and writes
+correspondence, detection, segmentation, a linear probe, a frozen-feature
+dense probe (C4 and C5, nuclei and tree crowns) and view retrieval, and writes
 ``results.{md,json}`` and plots to the work dir. Finished runs are reused,
 so a stopped study resumes; ``--estimate`` prints the expected wall time.
 The logic is :func:`densecl_plugin.study.run_study`.
