@@ -41,8 +41,8 @@ from .runs import quiet_logs, run_config
 
 #: the demo's configs, relative to the configs folder
 CONFIGS = dict(
-    mocov2='demo/mocov2_resnet18_1xb16-coslr-160iters_demo-pool.py',
-    densecl='demo/densecl_resnet18_1xb16-coslr-160iters_demo-pool.py',
+    mocov2='demo/mocov2_resnet18_1xb16-coslr-640iters_demo-pool.py',
+    densecl='demo/densecl_resnet18_1xb16-coslr-640iters_demo-pool.py',
     detection='demo/faster-rcnn_r18-fpn_1xb4-60iters_deepforest-voc.py',
     segmentation='demo/fcn_r18-d8_1xb8-120iters_stardist-nuclei.py')
 #: the pre-training algorithms, in run order

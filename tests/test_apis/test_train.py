@@ -21,9 +21,9 @@ from densecl_plugin.apis import build_train_config, train
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DENSECL_CPU = osp.join(
-    REPO, 'configs/densecl/densecl_resnet18_1xb16-coslr-200iters_folder-cpu.py')
+    REPO, 'configs/densecl/densecl_resnet18_1xb16-coslr-640iters_folder-cpu.py')
 MOCOV2_CPU = osp.join(
-    REPO, 'configs/mocov2/mocov2_resnet18_1xb16-coslr-200iters_folder-cpu.py')
+    REPO, 'configs/mocov2/mocov2_resnet18_1xb16-coslr-640iters_folder-cpu.py')
 
 
 def main(config, work_dir=None, resume=None):
@@ -152,7 +152,7 @@ def test_build_train_config_options(tmp_path):
         auto_scale_lr=True, resume='auto')
     assert cfg.model.queue_len == 64
     assert cfg.work_dir.endswith(
-        'densecl_resnet18_1xb16-coslr-200iters_folder-cpu')
+        'densecl_resnet18_1xb16-coslr-640iters_folder-cpu')
     expected = ('AmpOptimWrapper' if torch.cuda.is_available() else
                 'densecl_plugin.CPUAmpOptimWrapper')
     assert cfg.optim_wrapper.type == expected

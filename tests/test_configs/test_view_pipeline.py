@@ -22,16 +22,16 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ONE = 'configs/_base_/datasets/mocov2_pipeline.py'
 #: every pre-training config -> the crop size of its views
 PRETRAIN_CROP = {
-    'configs/densecl/densecl_resnet18_1xb16-coslr-200iters_folder-cpu.py': 64,
-    'configs/densecl/densecl_resnet18_amp-bf16-1xb16-coslr-200iters_folder-cpu.py': 64,
+    'configs/densecl/densecl_resnet18_1xb16-coslr-640iters_folder-cpu.py': 80,
+    'configs/densecl/densecl_resnet18_amp-bf16-1xb16-coslr-640iters_folder-cpu.py': 80,
     'configs/densecl/densecl_resnet50_8xb32-coslr-200e_in1k.py': 224,
     'configs/densecl/densecl_resnet50_8xb32-coslr-800e_coco.py': 224,
     'configs/densecl/densecl_resnet50_amp-8xb32-coslr-200e_in1k.py': 224,
     'configs/densecl/densecl_resnet50_amp-bf16-8xb32-coslr-200e_in1k.py': 224,
-    'configs/mocov2/mocov2_resnet18_1xb16-coslr-200iters_folder-cpu.py': 64,
+    'configs/mocov2/mocov2_resnet18_1xb16-coslr-640iters_folder-cpu.py': 80,
     'configs/mocov2/mocov2_resnet50_8xb32-coslr-200e_in1k.py': 224,
-    'configs/demo/densecl_resnet18_1xb16-coslr-160iters_demo-pool.py': 80,
-    'configs/demo/mocov2_resnet18_1xb16-coslr-160iters_demo-pool.py': 80,
+    'configs/demo/densecl_resnet18_1xb16-coslr-640iters_demo-pool.py': 80,
+    'configs/demo/mocov2_resnet18_1xb16-coslr-640iters_demo-pool.py': 80,
 }
 #: the transforms only the one definition may name
 VIEW_TYPES = ('MultiView', 'ColorJitter', 'RandomGrayscale', 'GaussianBlur',

@@ -14,7 +14,7 @@ from densecl_plugin.visualization import visualize_correspondence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools/analysis/visualize_correspondence.py')
-CONFIG = osp.join(ROOT, 'configs/densecl/densecl_resnet18_1xb16-coslr-200iters_folder-cpu.py')
+CONFIG = osp.join(ROOT, 'configs/densecl/densecl_resnet18_1xb16-coslr-640iters_folder-cpu.py')
 
 
 def _run(*args, cwd):
@@ -52,10 +52,11 @@ def test_cli_subprocess_from_another_folder(real_image_paths, tmp_path):
                 '--cfg-options', 'model.queue_len=64', cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.load(open(out / 'summary.json'))
-    assert summary['grid'] == [2, 2] and summary['checkpoint'] == 'none'
+    # the CPU config's 80 px views: a 3 x 3 C5 grid
+    assert summary['grid'] == [3, 3] and summary['checkpoint'] == 'none'
     printed = proc.stdout[proc.stdout.index('{\n'):]  # after any log lines
     printed = json.loads(printed)  # the summary, as the script prints it
-    assert printed['grid'] == [2, 2] and printed['num_cells'] == 4
+    assert printed['grid'] == [3, 3] and printed['num_cells'] == 9
     # a missing checkpoint fails with a message that names it
     proc = _run(CONFIG, str(tmp_path / 'nope.pth'), real_image_paths[0],
                 cwd=str(tmp_path))

@@ -31,7 +31,7 @@ from densecl_plugin.visualization import visualize_correspondence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CPU_CONFIG = osp.join(ROOT, 'configs/densecl/'
-                      'densecl_resnet18_1xb16-coslr-200iters_folder-cpu.py')
+                      'densecl_resnet18_1xb16-coslr-640iters_folder-cpu.py')
 
 
 class PositionOracle(nn.Module):

@@ -17,7 +17,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 CPU_AMP = osp.join(
     REPO, 'configs/densecl/'
-    'densecl_resnet18_amp-bf16-1xb16-coslr-200iters_folder-cpu.py')
+    'densecl_resnet18_amp-bf16-1xb16-coslr-640iters_folder-cpu.py')
 GPU_AMP = {
     'float16': 'configs/densecl/densecl_resnet50_amp-8xb32-coslr-200e_in1k.py',
     'bfloat16':

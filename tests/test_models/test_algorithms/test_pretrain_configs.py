@@ -68,7 +68,7 @@ def test_a_frozen_bn_override_is_refused(path):
 
 
 def test_frozen_bn_on_purpose_is_allowed():
-    path = 'configs/densecl/densecl_resnet18_1xb16-coslr-200iters_folder-cpu.py'
+    path = 'configs/densecl/densecl_resnet18_1xb16-coslr-640iters_folder-cpu.py'
     model = build(path, **{'backbone.norm_eval': True, 'allow_frozen_bn': True})
     model.train()
     assert len(frozen_bn(model.backbone)) == 20
