@@ -410,7 +410,7 @@ class Demo(StagedRun):
             'from.',
             'One seed: differences between the arms smaller than the '
             'seed-to-seed spread cannot be read from this table (one seed '
-            'of the full demo takes most of its 20 minutes here); '
+            'of the full demo takes about 11 of its 20 minutes on 2 cores); '
             '`tools/benchmarks/small_scale_study.py` gives mean ± std over '
             'seeds and paired 95 % intervals per budget.',
             f'Wall time: the {len(results)} stages took '
