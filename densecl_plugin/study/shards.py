@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 
@@ -88,13 +89,21 @@ def run_shard(kwargs: Dict[str, Any], shard: Tuple[int, int],
     exit_when_orphaned(os.getppid())
     with open(log_path, 'a', buffering=1) as console:
         sys.stdout = sys.stderr = console
-        print(f'shard {shard[0] + 1}/{shard[1]}: pid {os.getpid()}',
-              file=console)
-        settings = kwargs.pop('settings')
-        study = Study(kwargs.pop('work_dir'), kwargs.pop('data_dir'),
-                      kwargs.pop('cache_dir'), settings, console=console,
-                      show_progress=False, **kwargs)
-        study.run(shard=shard)
+        try:
+            print(f'shard {shard[0] + 1}/{shard[1]}: pid {os.getpid()}',
+                  file=console)
+            settings = kwargs.pop('settings')
+            study = Study(kwargs.pop('work_dir'), kwargs.pop('data_dir'),
+                          kwargs.pop('cache_dir'), settings, console=console,
+                          show_progress=False, **kwargs)
+            study.run(shard=shard)
+        except BaseException:
+            # written while the log is open: the process's own stderr is
+            # the log, which closes with this block
+            traceback.print_exc(file=console)
+            raise
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
 def run_parallel(settings: Any, work_dir: str, data_dir: str,

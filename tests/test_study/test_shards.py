@@ -25,3 +25,23 @@ def test_assign_shards_covers_every_unit_once_and_balances():
         assign_shards(units, costs, 0)
     with pytest.raises(ValueError, match='6 units but 5 costs'):
         assign_shards(units, costs[:5], 2)
+
+
+def test_a_failing_shard_writes_its_traceback_to_its_log(tmp_path):
+    """The shard's stderr is its log; an error must reach the log before the
+    log closes (the parent only sees the exit code)."""
+    import multiprocessing as mp
+
+    from densecl_plugin.study.shards import run_shard
+    log = tmp_path / 'shard1of1.log'
+    ctx = mp.get_context('spawn')
+    # no 'settings': the shard fails at once, inside its log
+    proc = ctx.Process(target=run_shard, args=(
+        {'work_dir': str(tmp_path)}, (0, 1), str(log), 1))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode not in (0, None)
+    text = log.read_text()
+    assert text.startswith('shard 1/1: pid ')
+    assert 'Traceback (most recent call last)' in text
+    assert "KeyError: 'settings'" in text
