@@ -1,25 +1,16 @@
 # DenseCL on a CPU: ResNet-18, 80 px views (a 3 x 3 C5 grid), 640
 # iterations x 16 images on a folder of images, with the small-data recipe
-# below. lambda warms up after 64 iterations; the correspondence accuracy
-# (corr_acc) is logged every 10 iterations.
+# (configs/_base_/small_data_recipe.py). lambda warms up after 64
+# iterations; the correspondence accuracy (corr_acc) is logged every 10
+# iterations.
 _base_ = [
     '../_base_/models/densecl_r50.py',
     '../_base_/datasets/folder_mocov2_cpu.py',
     '../_base_/schedules/sgd_coslr-640iters_cpu.py',
     '../_base_/cpu_runtime.py',
+    '../_base_/small_data_recipe.py',
 ]
-# The small-data recipe (docs/pretraining_health.md): a queue of 64, short
-# against a few hundred images, so few negatives are older keys of the
-# query's own image; BN in 2 groups with the keys shuffled across them (one
-# process mimics 2-GPU shuffle BN); m = 0.99, since the paper's 0.999 would
-# leave the key encoder near its random init after 640 iterations. Raise
-# queue_len with the data (the sanity hook warns above a tenth of it).
-model = dict(
-    queue_len=64,
-    split_bn_groups=2,
-    momentum=0.99,
-    backbone=dict(depth=18),
-    neck=dict(in_channels=512, hid_channels=512))
+model = _base_.small_data_model
 custom_hooks = [
     dict(type='DenseCLHook', start_iters=64),
     # logs corr_acc: argmax matches within one cell of the crop geometry
