@@ -253,6 +253,15 @@ def _series(rows: List[dict], key: str) -> Tuple[List[int], List[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _finish_axis(ax, title: str) -> None:
+    """Title, iteration axis, grid and (when it has lines) legend."""
+    ax.set_title(title)
+    ax.set_xlabel('iter')
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7)
+
+
 def plot_health(rows: List[dict],
                 out: str,
                 title: str = '',
@@ -294,11 +303,7 @@ def plot_health(rows: List[dict],
                        color='r',
                        ls='--',
                        label=f'collapse > {rules.cos_collapse}')
-        ax.set_title(name)
-        ax.set_xlabel('iter')
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
+        _finish_axis(ax, name)
     axes[-1].axis('off')
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -387,11 +392,7 @@ def compare_figure(runs: Dict[str, List[dict]], title: str = '',
         if name.startswith('emb std'):
             ax.axhline(rules.std_collapse, color='r', ls='--',
                        label=f'collapse < {rules.std_collapse}')
-        ax.set_title(name)
-        ax.set_xlabel('iter')
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
+        _finish_axis(ax, name)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .probe import fit_lbfgs
+
 #: the probe's sets: name -> what the report calls it
 DENSE_SETS = {
     'nuclei': 'stardist nuclei tiles, nucleus vs background (the FCN '
@@ -306,18 +308,8 @@ def fit_pixel_classifier(feats: torch.Tensor, labels: torch.Tensor,
     std = feats.std(dim=(0, 2, 3)) + 1e-6  # (C, )
     clf = PixelClassifier(mean, std, num_classes)
     size = tuple(labels.shape[-2:])
-    opt = torch.optim.LBFGS(clf.conv.parameters(), lr=1.0, max_iter=max_iter,
-                            line_search_fn='strong_wolfe')
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(clf(feats, size), labels) + \
-            weight_decay * clf.conv.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    fit_lbfgs(clf.conv, lambda: clf(feats, size), labels, clf.conv.weight,
+              weight_decay, max_iter)
     return clf
 
 

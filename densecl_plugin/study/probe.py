@@ -10,7 +10,7 @@ multinomial logistic regression (L2, full-batch L-BFGS, features
 standardised on the training folds) is scored by stratified k-fold
 cross-validation with a fixed fold assignment.
 """
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -83,6 +83,36 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0
     return fold
 
 
+def fit_lbfgs(module: nn.Module, logits: Callable[[], torch.Tensor],
+              targets: torch.Tensor, weight: torch.Tensor,
+              weight_decay: float, max_iter: int) -> None:
+    """Minimise ``CE(logits(), targets) + weight_decay * ||weight||^2`` over
+    ``module``'s parameters: one full-batch L-BFGS step (``max_iter``
+    iterations, strong Wolfe line search), in place, gradients enabled even
+    inside ``no_grad``.
+
+    Args:
+        module (nn.Module): whose parameters are fitted.
+        logits (Callable[[], Tensor]): computes the logits ``(N, K, ...)``.
+        targets (Tensor): int64 class indices ``(N, ...)``.
+        weight (Tensor): the penalised parameter (the bias is not).
+        weight_decay (float): the L2 factor.
+        max_iter (int): L-BFGS iterations.
+    """
+    opt = torch.optim.LBFGS(module.parameters(), lr=1.0, max_iter=max_iter,
+                            line_search_fn='strong_wolfe')
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(logits(), targets) + \
+            weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+
+
 def logistic_regression(x: torch.Tensor, y: torch.Tensor,
                         num_classes: int, weight_decay: float = 1e-3,
                         max_iter: int = 200) -> nn.Linear:
@@ -91,18 +121,8 @@ def logistic_regression(x: torch.Tensor, y: torch.Tensor,
     layer = nn.Linear(x.shape[1], num_classes)
     nn.init.zeros_(layer.weight)
     nn.init.zeros_(layer.bias)
-    opt = torch.optim.LBFGS(layer.parameters(), lr=1.0, max_iter=max_iter,
-                            line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(layer(x), y) + \
-            weight_decay * layer.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
+    fit_lbfgs(layer, lambda: layer(x), y, layer.weight, weight_decay,
+              max_iter)
     return layer
 
 
