@@ -313,4 +313,4 @@ def test_image_modes_and_sizes_go_through_the_pipeline(tmp_path):
     assert len(dataset) == 12
     for i in range(len(dataset)):
         views = dataset[i]['inputs']
-        assert len(views) == 2 and all(v.shape == (3, 64, 64) for v in views)
+        assert len(views) == 2 and all(v.shape == (3, 80, 80) for v in views)
