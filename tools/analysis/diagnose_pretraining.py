@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.analysis.pretraining_diagnosis import (Rules,  # noqa: E402
-                                                           diagnose_work_dir,
+from densecl_plugin.analysis.pretraining_diagnosis import Rules  # noqa: E402
+from densecl_plugin.analysis.pretraining_diagnosis import (diagnose_work_dir,
                                                            find_scalars,
                                                            load_scalars,
                                                            plot_runs)
