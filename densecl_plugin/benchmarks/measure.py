@@ -84,6 +84,22 @@ def own_cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _cpu_mark() -> tuple:
+    """Wall clock, the machine's busy CPU seconds and this process's."""
+    return time.perf_counter(), machine_busy_seconds(), own_cpu_seconds()
+
+
+def _others_cores_since(mark: tuple) -> Optional[float]:
+    """Cores' worth of CPU that other processes used since ``mark``
+    (:func:`_cpu_mark`), or None where ``/proc/stat`` cannot tell."""
+    wall0, busy0, own0 = mark
+    wall, busy = time.perf_counter() - wall0, machine_busy_seconds()
+    if busy is None or busy0 is None or wall <= 0:
+        return None
+    others = (busy - busy0) - (own_cpu_seconds() - own0)
+    return round(max(others, 0.0) / wall, 3)
+
+
 class LoadRecord:
     """Records the machine's load around a timing and warns when it is busy.
 
@@ -128,9 +144,13 @@ class LoadRecord:
         self.sample_seconds = 1.0
         self._start = None
 
-    def _busy_before(self) -> bool:
+    def _average_high(self) -> bool:
         load = self.before['load']
-        if load is None or load[0] <= self.limit * self.before['cores']:
+        return load is not None and \
+            load[0] > self.limit * self.before['cores']
+
+    def _busy_before(self) -> bool:
+        if not self._average_high():
             return False
         # the 1-minute average decays slowly after a job ends: busy only if
         # other processes use the CPU now (None: cannot tell, trust it)
@@ -139,12 +159,9 @@ class LoadRecord:
 
     def _sample_others(self, seconds: float) -> Optional[float]:
         """Cores' worth of CPU other processes use over ``seconds``."""
-        busy0, own0 = machine_busy_seconds(), own_cpu_seconds()
-        if busy0 is None:
-            return None
+        mark = _cpu_mark()
         time.sleep(seconds)
-        busy = machine_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
-        return round(max(busy, 0.0) / seconds, 3)
+        return _others_cores_since(mark)
 
     def _shared(self) -> bool:
         return (self.others_cores is not None and self.others_cores
@@ -152,8 +169,7 @@ class LoadRecord:
 
     def __enter__(self) -> 'LoadRecord':
         self.before = machine_load()
-        load = self.before['load']
-        if load is not None and load[0] > self.limit * self.before['cores']:
+        if self._average_high():
             self.before['others_cores_now'] = self._sample_others(
                 self.sample_seconds)
         if self._busy_before():
@@ -163,16 +179,11 @@ class LoadRecord:
                      f'{self.limit} per core): another job uses the CPU, so '
                      f'these will not be quiet-machine figures; rerun when '
                      f'`uptime` shows less than {self.limit * cores:.1f}')
-        self._start = (time.perf_counter(), machine_busy_seconds(),
-                       own_cpu_seconds())
+        self._start = _cpu_mark()
         return self
 
     def __exit__(self, *exc) -> None:
-        wall0, busy0, own0 = self._start
-        wall, busy = time.perf_counter() - wall0, machine_busy_seconds()
-        if busy is not None and busy0 is not None and wall > 0:
-            others = (busy - busy0) - (own_cpu_seconds() - own0)
-            self.others_cores = round(max(others, 0.0) / wall, 3)
+        self.others_cores = _others_cores_since(self._start)
         self.after = machine_load()
         if exc[0] is None and self._shared():
             self.log(f'WARNING: other processes used {self.others_cores:.2f}'
