@@ -4,10 +4,12 @@ registered; matplotlib is imported only when a figure is drawn)."""
 from .pretraining_diagnosis import (Rules, compare_figure, diagnose,
                                     diagnose_work_dir, find_scalars,
                                     load_scalars, plot_health, plot_runs)
-from .view_pair_probe import (METRICS, embed_view_pairs, format_probe,
-                              pair_metrics, probe_checkpoints)
+from .view_pair_probe import (METRICS, embed_view_pairs, folder_images,
+                              format_probe, pair_metrics, pick,
+                              probe_checkpoints, probe_model)
 
 __all__ = ['METRICS', 'Rules', 'compare_figure', 'diagnose',
            'diagnose_work_dir', 'embed_view_pairs', 'find_scalars',
-           'format_probe', 'load_scalars', 'pair_metrics', 'plot_health',
-           'plot_runs', 'probe_checkpoints']
+           'folder_images', 'format_probe', 'load_scalars', 'pair_metrics',
+           'pick', 'plot_health', 'plot_runs', 'probe_checkpoints',
+           'probe_model']

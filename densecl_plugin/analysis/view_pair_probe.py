@@ -124,6 +124,26 @@ def embed_view_pairs(model: nn.Module, cfg, images: Sequence[str],
     return z1, z2, f1, f2
 
 
+def folder_images(root: str, num: int) -> List[str]:
+    """:func:`pick` ``num`` of the sorted image files under ``root`` (as
+    :class:`~densecl_plugin.datasets.UnlabeledImageDataset` lists them)."""
+    from densecl_plugin.datasets import UnlabeledImageDataset
+    folder = UnlabeledImageDataset(data_root=root, pipeline=[])
+    return pick(sorted(folder.get_data_info(i)['img_path']
+                       for i in range(len(folder))), num)
+
+
+def probe_model(model: nn.Module, cfg, images: Sequence[str],
+                seed: int = 0, bn: str = 'train') -> Dict[str, Any]:
+    """:func:`pair_metrics` of ``model``'s embeddings, with ``feat_top1``
+    (the ``view_top1`` of its pooled C5) added; see
+    :func:`embed_view_pairs` for the arguments."""
+    z1, z2, f1, f2 = embed_view_pairs(model, cfg, images, seed, bn)
+    row = pair_metrics(z1, z2)
+    row['feat_top1'] = pair_metrics(f1, f2)['view_top1']
+    return row
+
+
 def probe_checkpoints(config: str, checkpoints: Sequence[str],
                       images: Sequence[str], seed: int = 0,
                       bn: str = 'train') -> List[Dict[str, Any]]:
@@ -147,10 +167,8 @@ def probe_checkpoints(config: str, checkpoints: Sequence[str],
     for ckpt in checkpoints:
         torch.manual_seed(0)
         model = build_model(cfg, ckpt)
-        z1, z2, f1, f2 = embed_view_pairs(model, cfg, images, seed, bn)
-        row = dict(checkpoint=ckpt, **pair_metrics(z1, z2))
-        row['feat_top1'] = pair_metrics(f1, f2)['view_top1']
-        rows.append(row)
+        rows.append(dict(checkpoint=ckpt,
+                         **probe_model(model, cfg, images, seed, bn)))
     return rows
 
 

@@ -349,16 +349,13 @@ class Study(StagedRun):
             return result
 
         def retrieval() -> Dict[str, Any]:
-            from densecl_plugin.analysis.view_pair_probe import (
-                embed_view_pairs, pair_metrics)
+            from densecl_plugin.analysis.view_pair_probe import probe_model
             from densecl_plugin.apis.inference import build_model
             with quiet_logs(self.log_file):
                 model = build_model(cfg, checkpoint)
-                z1, z2, f1, f2 = embed_view_pairs(
-                    model, cfg, pool, s.retrieval_seed, bn='train')
-            result = pair_metrics(z1, z2)
+                result = probe_model(model, cfg, pool, s.retrieval_seed,
+                                     bn='train')
             result.update(kind='retrieval',
-                          feat_top1=pair_metrics(f1, f2)['view_top1'],
                           num_images=len(pool), seed=s.retrieval_seed,
                           bn='train', checkpoint=checkpoint, init=init)
             return result
@@ -383,14 +380,10 @@ class Study(StagedRun):
     def _retrieval_images(self) -> List[str]:
         """The view-retrieval images: :attr:`StudySettings.retrieval_images`
         evenly spaced over the sorted files of the unlabeled pool."""
-        from densecl_plugin.analysis.view_pair_probe import pick
-        from densecl_plugin.datasets import UnlabeledImageDataset
+        from densecl_plugin.analysis.view_pair_probe import folder_images
         if self._pool is None:
-            folder = UnlabeledImageDataset(
-                data_root=self.manifest['unlabeled']['root'], pipeline=[])
-            self._pool = pick(sorted(folder.get_data_info(i)['img_path']
-                                     for i in range(len(folder))),
-                              self.settings.retrieval_images)
+            self._pool = folder_images(self.manifest['unlabeled']['root'],
+                                       self.settings.retrieval_images)
         return self._pool
 
     # one arm -------------------------------------------------------------

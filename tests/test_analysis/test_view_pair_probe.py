@@ -13,8 +13,9 @@ import sys
 import pytest
 import torch
 
-from densecl_plugin.analysis.view_pair_probe import (METRICS, format_probe,
-                                                     pair_metrics,
+from densecl_plugin.analysis.view_pair_probe import (METRICS, folder_images,
+                                                     format_probe,
+                                                     pair_metrics, pick,
                                                      probe_checkpoints)
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
 from tiny_models import tiny_model_cfg
@@ -163,3 +164,12 @@ def test_probe_tool_cli(probe_setup, tmp_path):
                           folder, '--num', '1'],
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and '--num must be at least 2' in bad.stderr
+
+
+def test_folder_images_picks_evenly_from_the_sorted_files(real_image_paths):
+    folder = osp.dirname(real_image_paths[0])
+    assert folder_images(folder, 3) == [real_image_paths[i] for i in (0, 2, 4)]
+    assert folder_images(folder, 3) == pick(sorted(real_image_paths), 3)
+    assert folder_images(folder, 50) == sorted(real_image_paths)
+    with pytest.raises(ValueError, match='at least 2'):
+        folder_images(folder, 1)

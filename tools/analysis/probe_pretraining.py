@@ -20,8 +20,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 from densecl_plugin.analysis.view_pair_probe import (  # noqa: E402
-    format_probe, pick, probe_checkpoints)
-from densecl_plugin.datasets import UnlabeledImageDataset  # noqa: E402
+    folder_images, format_probe, probe_checkpoints)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -44,9 +43,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> list:
     args = parse_args(argv)
-    folder = UnlabeledImageDataset(data_root=args.images, pipeline=[])
-    images = pick([folder.get_data_info(i)['img_path']
-                   for i in range(len(folder))], args.num)
+    images = folder_images(args.images, args.num)
     rows = probe_checkpoints(args.config, args.checkpoints, images,
                              args.seed, args.bn)
     print(format_probe(rows))
