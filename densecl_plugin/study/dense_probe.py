@@ -26,7 +26,6 @@ and pixel accuracy, counted over all its pixels (:func:`segmentation_scores`).
 """
 import os
 import os.path as osp
-import xml.etree.ElementTree as ET
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densecl_plugin.data_prep.sources import parse_voc_xml, read_rgb
 from .probe import fit_lbfgs
 
 #: the probe's sets: name -> what the report calls it
@@ -83,27 +83,12 @@ def read_voc_boxes(xml_file: str) -> Tuple[np.ndarray, int, int]:
         tuple[np.ndarray, int, int]: ``(N, 4)`` float32 boxes, height,
         width.
     """
-    root = ET.parse(xml_file).getroot()
-    size = root.find('size')
-    height, width = int(size.find('height').text), int(size.find('width').text)
-    boxes = []
-    for obj in root.iter('object'):
-        bb = obj.find('bndbox')
-        x1, y1, x2, y2 = (float(bb.find(k).text)
-                          for k in ('xmin', 'ymin', 'xmax', 'ymax'))
-        boxes.append((x1 - 1, y1 - 1, x2, y2))
-    return np.array(boxes, np.float32).reshape(-1, 4), height, width
+    (width, height), boxes, _ = parse_voc_xml(xml_file)
+    boxes[:, :2] -= 1  # 1-based inclusive corners -> pixel edges
+    return boxes, height, width
 
 
 # data -----------------------------------------------------------------------
-def _read_rgb(path: str) -> np.ndarray:
-    import cv2
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f'could not read image {path!r}')
-    return np.ascontiguousarray(img[..., ::-1])  # HxWx3 RGB uint8
-
-
 def split_files(manifest: Dict[str, Any], name: str
                 ) -> Dict[str, List[Tuple[str, str]]]:
     """``(image, label)`` file pairs of ``train`` and ``val`` of one set.
@@ -161,7 +146,7 @@ def load_pairs(pairs: Sequence[Tuple[str, str]], size: int
     import cv2
     images, masks = [], []
     for img_file, label_file in pairs:
-        img = _read_rgb(img_file)
+        img = read_rgb(img_file)  # HxWx3 RGB uint8
         if label_file.endswith('.xml'):
             boxes, h, w = read_voc_boxes(label_file)
             mask = boxes_mask(boxes, h, w)
