@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from densecl_plugin.utils.config_search import crop_size, find_by_type
 from .measure import measured_run
 
 #: name -> (config under ``configs/``, overrides): the DenseCL R18 CPU
@@ -62,24 +63,18 @@ def set_crop_size(pipeline: List[dict], size: int) -> List[dict]:
     """``pipeline`` (a MoCo v2 train pipeline config) with every
     ``RandomResizedCrop`` inside its ``MultiView`` cropping at ``size``."""
     out = copy.deepcopy(pipeline)
-    for t in out:
-        if t['type'] == 'MultiView':
-            for views in t['transforms']:
-                for v in views:
-                    if v['type'] == 'RandomResizedCrop':
-                        v['size'] = size
+    for t in find_by_type(out, 'RandomResizedCrop'):
+        t['size'] = size
     return out
 
 
 def crop_size_of(pipeline: List[dict]) -> int:
     """The ``RandomResizedCrop`` size of a MoCo v2 train pipeline config."""
-    for t in pipeline:
-        if t['type'] == 'MultiView':
-            for v in t['transforms'][0]:
-                if v['type'] == 'RandomResizedCrop':
-                    return int(v['size'])
-    raise ValueError('the train pipeline has no MultiView with a '
-                     'RandomResizedCrop: expected a MoCo v2 pipeline')
+    size = crop_size(pipeline)
+    if size is None:
+        raise ValueError('the train pipeline has no MultiView with a '
+                         'RandomResizedCrop: expected a MoCo v2 pipeline')
+    return size
 
 
 def scenario_config(name: str, images: str) -> Config:

@@ -18,6 +18,7 @@ from mmengine.config import Config
 from torch import nn
 
 from densecl_plugin.models.utils.correspondence import correspondence_accuracy
+from densecl_plugin.utils.config_search import find_by_type
 from .demo_progress_hook import progress_bar
 
 
@@ -31,21 +32,10 @@ def with_view_size(cfg: Config, size: int) -> Config:
         KeyError: when the pipeline has no ``RandomResizedCrop``.
     """
     cfg = copy.deepcopy(cfg)
-    found = 0
-
-    def visit(node: Any) -> None:
-        nonlocal found
-        if isinstance(node, dict):
-            if node.get('type') == 'RandomResizedCrop':
-                node['size'] = size
-                found += 1
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                visit(value)
-
-    visit(cfg.train_dataloader.dataset.pipeline)
+    found = find_by_type(cfg.train_dataloader.dataset.pipeline,
+                         'RandomResizedCrop')
+    for t in found:
+        t['size'] = size
     if not found:
         raise KeyError(f'{cfg.filename}: train_dataloader.dataset.pipeline '
                        'has no RandomResizedCrop to set the view size of')

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from densecl_plugin.demo.report import INIT_LABELS, moving_average, save_figure
+from densecl_plugin.utils.config_search import crop_size
 from .dense_probe import DENSE_SETS, LEVELS
 from .stats import mean_std, paired_difference
 
@@ -407,20 +408,6 @@ def write_study_report(study, results: Dict[str, Any],
                 summary=summary, paired=paired, runs=runs)
 
 
-def _find_crop_size(node: Any) -> Optional[Any]:
-    """The ``size`` of the first ``RandomResizedCrop`` in a pipeline."""
-    if isinstance(node, dict):
-        if node.get('type') == 'RandomResizedCrop':
-            return node.get('size')
-        node = node.get('transforms', [])
-    if isinstance(node, (list, tuple)):
-        for item in node:
-            size = _find_crop_size(item)
-            if size is not None:
-                return size
-    return None
-
-
 def pretrain_recipe(cfg: Any) -> Dict[str, Any]:
     """What a pre-training config runs, for the report's notes.
 
@@ -439,7 +426,7 @@ def pretrain_recipe(cfg: Any) -> Dict[str, Any]:
         schedulers = [schedulers]
     return dict(
         depth=model.backbone.get('depth'),
-        view_size=_find_crop_size(cfg.train_dataloader.dataset.pipeline),
+        view_size=crop_size(cfg.train_dataloader.dataset.pipeline),
         queue_len=model.get('queue_len'), momentum=model.get('momentum'),
         split_bn_groups=model.get('split_bn_groups', 1) or 1,
         batch_size=cfg.train_dataloader.batch_size,

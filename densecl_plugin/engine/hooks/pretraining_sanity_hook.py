@@ -11,6 +11,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
+from densecl_plugin.utils.config_search import crop_size
 
 #: MoCo v2 / DenseCL: SGD lr 0.03 for a total batch of 256
 LR_PER_256 = 0.03
@@ -39,20 +40,6 @@ def own_key_share(K: int, n: int) -> float:
     if r < 2:
         return 1 - (2 - r)**2 / 2
     return 1.0
-
-
-def _find(cfg, key_part: str) -> List[dict]:
-    """Dicts of a nested config whose ``type`` contains ``key_part``."""
-    found = []
-    if isinstance(cfg, dict):
-        if key_part in str(cfg.get('type', '')):
-            found.append(cfg)
-        for v in cfg.values():
-            found += _find(v, key_part)
-    elif isinstance(cfg, (list, tuple)):
-        for v in cfg:
-            found += _find(v, key_part)
-    return found
 
 
 @HOOKS.register_module()
@@ -116,14 +103,7 @@ class PretrainingSanityHook(Hook):
     @staticmethod
     def _crop_size(runner) -> Optional[int]:
         cfg = getattr(runner, 'cfg', None)
-        dl = (cfg or {}).get('train_dataloader', {})
-        for t in _find(dl, 'RandomResizedCrop'):
-            size = t.get('size', t.get('scale'))
-            if isinstance(size, (list, tuple)):
-                size = min(size)
-            if isinstance(size, int):
-                return size
-        return None
+        return crop_size((cfg or {}).get('train_dataloader', {}))
 
     @staticmethod
     def _grid(model, size: int) -> Optional[int]:
