@@ -238,8 +238,8 @@ def build_variants(cfg: Config, workers: int, peer: bool = False,
     from mmengine.optim import OptimWrapper
 
     import densecl_plugin  # noqa: F401  (registers our modules)
+    from densecl_plugin.apis.inference import quiet_init_weights
     from densecl_plugin.registry import MODELS, OPTIM_WRAPPERS
-    from .models import quiet_init_weights
     from .peer import build_peer
     torch.manual_seed(0)
     model_cfg = copy.deepcopy(cfg.model)

@@ -10,8 +10,6 @@ from typing import Any, Dict
 
 from torch import nn
 
-from densecl_plugin.apis.inference import quiet_init_weights  # noqa: F401
-
 #: the algorithms compared, with their necks
 NECKS = {'DenseCL': 'DenseCLNeck', 'MoCoV2': 'MoCoV2Neck'}
 

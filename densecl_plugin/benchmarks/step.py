@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densecl_plugin.apis.inference import quiet_init_weights
 from densecl_plugin.models.losses import queue_infonce_loss
 from .measure import mib, sync
-from .models import build_model, quiet_init_weights
+from .models import build_model
 
 
 def _cpu_peak(fn: Callable[[], object]) -> Optional[int]:
