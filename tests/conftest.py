@@ -51,3 +51,12 @@ def real_image_dir(tmp_path_factory) -> str:
 def real_image_paths(real_image_dir) -> List[str]:
     """The sorted file paths in :func:`real_image_dir`."""
     return sorted(osp.join(real_image_dir, f) for f in os.listdir(real_image_dir))
+
+
+@pytest.fixture(scope='session')
+def slurm_cluster():
+    """A real one-node Slurm cluster (``tests/slurm_cluster.py``), stopped at
+    the end of the session; the test skips, saying why, where it cannot
+    start."""
+    from slurm_cluster import session_cluster
+    yield from session_cluster()

@@ -1,15 +1,35 @@
 #!/usr/bin/env bash
-# Multi-GPU / multi-node training with torchrun and MMEngine's `pytorch` launcher.
-#   bash tools/dist_train.sh CONFIG GPUS [train.py args...]
-# Environment: NNODES (1), NODE_RANK (0), PORT (29500), MASTER_ADDR (127.0.0.1).
+# Distributed training with torchrun and MMEngine's `pytorch` launcher: on
+# GPUs (NCCL, one process per GPU) or, where CUDA is not available, on CPUs
+# (gloo; densecl_plugin/utils/dist_launch.py). Same configs, same command.
+#   bash tools/dist_train.sh CONFIG NPROC_PER_NODE [train.py args...]
+# Environment:
+#   NNODES (1)          nodes; with more than one, run the same command on
+#                       each node (c10d rendezvous at MASTER_ADDR:PORT)
+#   NODE_RANK (0)       this node's rank (one node: the static rendezvous)
+#   MASTER_ADDR (127.0.0.1), PORT (29500)   node 0's address, a free port
+#   MAX_RESTARTS (0)    torchrun --max-restarts: a dead process restarts the
+#                       node's processes, which resume from the newest
+#                       intact checkpoint of the work dir by themselves
+#   RDZV_ID (densecl-$PORT)  the job's id (same on every node)
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 CONFIG GPUS [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: $0 CONFIG NPROC_PER_NODE [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+NNODES=${NNODES:-1}
+MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+PORT=${PORT:-29500}
+if [ "$NNODES" -gt 1 ]; then
+  # the elastic rendezvous: every node's agent sees a failure on any node
+  RDZV=(--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$PORT")
+else
+  RDZV=(--node-rank="${NODE_RANK:-0}" --master-addr="$MASTER_ADDR"
+        --master-port="$PORT")
+fi
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 exec "${PYTHON:-python}" -m torch.distributed.run \
-    --nnodes="${NNODES:-1}" \
-    --node_rank="${NODE_RANK:-0}" \
-    --master_addr="${MASTER_ADDR:-127.0.0.1}" \
-    --nproc_per_node="$2" \
-    --master_port="${PORT:-29500}" \
+    --nnodes="$NNODES" \
+    --nproc-per-node="$2" \
+    --max-restarts="${MAX_RESTARTS:-0}" \
+    --rdzv-id="${RDZV_ID:-densecl-$PORT}" \
+    "${RDZV[@]}" \
     "$ROOT/tools/train.py" "$1" --launcher pytorch "${@:3}"

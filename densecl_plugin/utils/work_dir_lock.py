@@ -13,6 +13,8 @@ from typing import Optional
 
 from mmengine.logging import print_log
 
+from .dist_launch import job_id, restart_count
+
 LOCK_NAME = 'train.lock'
 
 
@@ -41,14 +43,28 @@ class WorkDirLock:
     the way out (delete the file if that run is gone). The lock is removed
     on exit, if it is still ours.
 
+    A restarted job (torchrun ``--max-restarts``, a requeued Slurm job) is
+    not refused by the lock its previous attempt left: the lock also holds
+    the job's id and restart count (``job``, ``restart``), and a lock of
+    the same job with a lower restart count is taken over, even from
+    another host (a requeued job may land on another node) or a pid that
+    lives on.
+
     Args:
         work_dir (str): the run's work dir (created if missing).
+        job (str, optional): the job's id across its restarts. Defaults to
+            :func:`~densecl_plugin.utils.dist_launch.job_id`.
+        restart (int, optional): this attempt's restart count. Defaults to
+            :func:`~densecl_plugin.utils.dist_launch.restart_count`.
     """
 
-    def __init__(self, work_dir: str) -> None:
+    def __init__(self, work_dir: str, job: Optional[str] = None,
+                 restart: Optional[int] = None) -> None:
         self.work_dir = work_dir
         self.path = osp.join(work_dir, LOCK_NAME)
         self.owned = False
+        self.job = job_id() if job is None else job
+        self.restart = restart_count() if restart is None else restart
 
     def _read(self) -> Optional[dict]:
         try:
@@ -70,23 +86,30 @@ class WorkDirLock:
                     info = self._read()
                 pid = (info or {}).get('pid')
                 lhost = (info or {}).get('hostname')
-                if info is not None and lhost != host:
+                if self._earlier_attempt(info):
+                    print_log(
+                        f'{self.path}: lock of attempt {info["restart"]} of '
+                        f'this job ({self.job}; pid {pid} on {lhost}); this '
+                        f'is restart {self.restart} -- taking it over.',
+                        logger='current', level=30)
+                elif info is not None and lhost != host:
                     raise WorkDirLockedError(
                         f'{self.path}: the work dir is locked by pid {pid} on '
                         f'host {lhost!r}, which cannot be checked from '
                         f'{host!r}. Use another --work-dir, or delete '
                         f'{self.path} if that run has ended.')
-                if isinstance(pid, int) and _pid_alive(pid) and \
+                elif isinstance(pid, int) and _pid_alive(pid) and \
                         pid != os.getpid():
                     raise WorkDirLockedError(
                         f'{self.path}: a training run (pid {pid} on {host}, '
                         f'started {info.get("started")}) is writing this '
                         f'work dir. Use another --work-dir, or stop that '
                         f'run first.')
-                print_log(
-                    f'{self.path}: stale lock of pid {pid} on {lhost} (no '
-                    f'such process) -- taking it over.', logger='current',
-                    level=30)
+                else:
+                    print_log(
+                        f'{self.path}: stale lock of pid {pid} on {lhost} '
+                        f'(no such process) -- taking it over.',
+                        logger='current', level=30)
                 try:
                     os.remove(self.path)
                 except FileNotFoundError:
@@ -94,10 +117,18 @@ class WorkDirLock:
                 continue
             with os.fdopen(fd, 'w') as f:
                 json.dump(dict(pid=os.getpid(), hostname=host,
-                               started=time.strftime('%Y-%m-%d %H:%M:%S')), f)
+                               started=time.strftime('%Y-%m-%d %H:%M:%S'),
+                               job=self.job, restart=self.restart), f)
             self.owned = True
             return
         raise WorkDirLockedError(f'{self.path}: could not take the lock')
+
+    def _earlier_attempt(self, info: Optional[dict]) -> bool:
+        """Whether ``info`` is the lock of an earlier attempt of our job."""
+        if not info or self.job is None or info.get('job') != self.job:
+            return False
+        restart = info.get('restart')
+        return isinstance(restart, int) and restart < self.restart
 
     def release(self) -> None:
         if self.owned:
