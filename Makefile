@@ -24,11 +24,14 @@ test: env
 test-fast: env
 	$(PY) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
-## make lint: ruff (pycodestyle + pyflakes) and isort's import order, as CI
-## runs them (settings: pyproject.toml); `--fix` / `isort .` to apply
+## make lint: ruff (pycodestyle + pyflakes), isort's import order and
+## import-linter's architecture contracts (the plugin never imports the lab,
+## its layers, no import circles), as CI runs them (settings: pyproject.toml);
+## `--fix` / `isort .` to apply
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/isort --check-only --diff .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean-env:
 	rm -rf $(VENV)

@@ -8,7 +8,7 @@ Prepares real data from package wheels, pre-trains MoCo v2 and DenseCL,
 fine-tunes a detector and a segmenter from random init / MoCo v2 / DenseCL,
 measures dense correspondence accuracy, and writes one table and plots to
 the work dir. Finished stages are reused unless ``--force``. The logic is
-:func:`densecl_plugin.demo.run_demo`.
+:func:`densecl_lab.demo.run_demo`.
 """
 import argparse
 import os
@@ -20,7 +20,7 @@ import sys
 # s with 3-4 busy neighbours on 2 cores). Must be set before torch loads.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from densecl_plugin.demo import run_demo  # noqa: E402
+from densecl_lab.demo import run_demo  # noqa: E402
 from densecl_plugin.utils.cli import add_demo_dirs, add_flags  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 # `make demo`: Faster R-CNN R18-FPN fine-tuned on the deepforest tree crowns
 # (200 px aerial tiles, one class, VOC07+12 layout written by
-# densecl_plugin/data_prep/voc_detection.py), 60 iterations x 4 images.
+# densecl_lab/data_prep/voc_detection.py), 60 iterations x 4 images.
 # The demo runs it three times with the same seed, changing only
 # `model.init_cfg`: None (random init), or the MoCo v2 / DenseCL backbone
 #     model.init_cfg.checkpoint=work_dirs/demo/pretrain/<algo>/backbone.pth

@@ -1,6 +1,6 @@
 # `make demo`: FCN R18-D8 fine-tuned on the stardist nuclei (real masks, two
 # classes: background / nucleus; 128 px tiles written by
-# densecl_plugin/data_prep/binary_segmentation.py), 120 iterations x 8 crops
+# densecl_lab/data_prep/binary_segmentation.py), 120 iterations x 8 crops
 # of 64 px, evaluated on the whole held-out tiles (mIoU).
 # The demo runs it three times with the same seed, changing only
 # `model.init_cfg`: None (random init), or the MoCo v2 / DenseCL backbone

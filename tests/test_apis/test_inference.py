@@ -47,11 +47,3 @@ def test_match_image_views_in_eval_mode_and_restores_the_mode(real_image_paths):
     assert matches.grid_size == (2, 2)
     assert torch.equal(matches.valid, valid)
     assert torch.equal(matches.gt_ind[valid], gt[valid])
-
-
-def test_visualization_re_exports_the_loading_helpers():
-    import densecl_plugin.apis.inference as inference
-    import densecl_plugin.visualization as visualization
-    for name in ('build_model', 'load_backbone_checkpoint', 'load_config', 'make_views',
-                 'backbone_c5'):
-        assert getattr(visualization, name) is getattr(inference, name)

@@ -19,8 +19,8 @@ import pytest
 from mmengine.config import Config
 from scipy import stats
 
-from densecl_plugin.benchmarks.pipeline import (build_pipeline,
-                                                load_baseline_transforms)
+from densecl_lab.benchmarks.baseline_transforms import (
+    build_pipeline, load_baseline_transforms)
 from densecl_plugin.datasets.transforms import (ColorJitter, MultiView,
                                                 adjust_brightness,
                                                 adjust_contrast, adjust_hue,

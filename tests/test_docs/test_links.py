@@ -8,8 +8,8 @@ Checked files: ``README.md``, ``CHANGELOG.md``, ``docs/**/*.md`` and
   URL or an in-page anchor, relative to the file that names it;
 - repository paths in backticks or in code blocks: a token whose first
   component is one of the repository's top-level folders (``densecl_plugin/``,
-  ``configs/``, ``tools/``, ``tests/``, ``docs/``, ``requirements/``,
-  ``.ci/``) or one of its top-level files, relative to the repository root.
+  ``densecl_lab/``, ``configs/``, ``tools/``, ``tests/``, ``docs/``,
+  ``requirements/``, ``.ci/``) or one of its top-level files, relative to the repository root.
   Patterns (``{a,b}``, ``*``, ``<name>``, ``...``, upper-case placeholders)
   are not paths and are skipped. ``CHANGELOG.md`` names files that have
   since moved, so only its links are checked.
@@ -25,8 +25,8 @@ from typing import Iterator, List, Tuple
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOP_DIRS = ('densecl_plugin', 'configs', 'tools', 'tests', 'docs',
-            'requirements', '.ci')
+TOP_DIRS = ('densecl_plugin', 'densecl_lab', 'configs', 'tools', 'tests',
+            'docs', 'requirements', '.ci')
 TOP_FILES = ('README.md', 'CHANGELOG.md', 'Makefile', 'setup.py',
              'pyproject.toml', 'model-index.yml', 'pytest.ini',
              '.pre-commit-config.yaml')

@@ -1,6 +1,6 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """``tools/analysis/*``: the real scripts in a subprocess (their logic is
-:mod:`densecl_plugin.benchmarks`, tested in ``tests/test_benchmarks``)."""
+:mod:`densecl_lab.benchmarks`, tested in ``tests/test_lab/test_benchmarks``)."""
 import json
 import os
 import os.path as osp

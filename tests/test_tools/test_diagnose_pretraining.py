@@ -20,12 +20,11 @@ import sys
 import pytest
 from mmengine.runner import Runner
 
-from densecl_plugin.analysis.pretraining_diagnosis import (Rules,
-                                                           compare_figure,
-                                                           diagnose,
-                                                           diagnose_work_dir,
-                                                           find_scalars,
-                                                           plot_runs)
+from densecl_lab.analysis.pretraining_diagnosis import (Rules, compare_figure,
+                                                        diagnose,
+                                                        diagnose_work_dir,
+                                                        find_scalars,
+                                                        plot_runs)
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
 from tiny_models import tiny_model_cfg
 

@@ -178,7 +178,7 @@ def test_real_run_through_tools_train(tmp_path, backbone_ckpt):
     """run_transfer -> tools/train.py (subprocess) -> MMEngine -> table, on
     the real VOC12-aug FCN config shrunk to 2 CPU iterations and a tiny
     VOC12 + aug layout built from real nuclei masks."""
-    from densecl_plugin.data_prep import build_voc12
+    from densecl_lab.data_prep import build_voc12
     from test_downstream.smoke import make_smoke_config
     bench = BENCHMARKS['voc12aug-20k']
     layout = build_voc12(str(tmp_path / 'data'), out_size=64)

@@ -1,6 +1,6 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """tools/analysis/visualize_correspondence.py: arguments, outputs, a real run
-(its logic is :func:`densecl_plugin.visualization.visualize_correspondence`,
+(its logic is :func:`densecl_lab.analysis.visualize_correspondence`,
 called in process here; the script runs in a subprocess)."""
 import json
 import os
@@ -10,7 +10,8 @@ import sys
 
 import cv2
 
-from densecl_plugin.visualization import visualize_correspondence
+from densecl_lab.analysis.visualize_correspondence import \
+    visualize_correspondence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, 'tools/analysis/visualize_correspondence.py')

@@ -22,12 +22,13 @@ from mmengine.config import Config
 from position_codes import fourier_position_encoding
 from torch import nn
 
+from densecl_lab.analysis.visualize_correspondence import \
+    visualize_correspondence
 from densecl_plugin.apis.inference import (backbone_c5, build_model,
                                            load_backbone_checkpoint,
                                            make_views, match_image_views)
 from densecl_plugin.models.utils.correspondence import (
     geometric_correspondence, match_views, views_geometry)
-from densecl_plugin.visualization import visualize_correspondence
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CPU_CONFIG = osp.join(ROOT, 'configs/densecl/'

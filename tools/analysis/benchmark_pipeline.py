@@ -8,8 +8,8 @@ One single-threaded process per variant (``--baseline-rev``: an earlier
 revision's transforms, side by side with the current ones, pixel by pixel),
 a per-transform breakdown, and DataLoaders with ``--workers`` processes, on
 scikit-image's photos (``--max-side``) or a folder (``--images``). How it
-measures: see :mod:`densecl_plugin.benchmarks.pipeline`
-(:func:`~densecl_plugin.benchmarks.run_pipeline_benchmark` is what this
+measures: see :mod:`densecl_lab.benchmarks.pipeline`
+(:func:`~densecl_lab.benchmarks.run_pipeline_benchmark` is what this
 script runs).
 """
 import argparse
@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks.pipeline import (DEFAULT_CONFIG, check_options,
-                                                run_pipeline_benchmark)
+from densecl_lab.benchmarks.pipeline import (DEFAULT_CONFIG, check_options,
+                                             run_pipeline_benchmark)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

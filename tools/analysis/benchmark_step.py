@@ -25,13 +25,13 @@ Examples::
     python tools/analysis/benchmark_step.py --depth 18 --size 112 \
         --queue-len 4096 --options amp channels_last compile
 
-The logic is :func:`densecl_plugin.benchmarks.run_step_benchmark`
-(``--peer``: :func:`densecl_plugin.benchmarks.peer.run_peer_benchmark`;
-``--end-to-end``: :func:`densecl_plugin.benchmarks.end_to_end.run_end_to_end`)
-(:mod:`densecl_plugin.benchmarks.step_benchmark`, measuring with
-:mod:`densecl_plugin.benchmarks.step`; the option comparison, ``--options``:
+The logic is :func:`densecl_lab.benchmarks.run_step_benchmark`
+(``--peer``: :func:`densecl_lab.benchmarks.peer.run_peer_benchmark`;
+``--end-to-end``: :func:`densecl_lab.benchmarks.end_to_end.run_end_to_end`)
+(:mod:`densecl_lab.benchmarks.step_benchmark`, measuring with
+:mod:`densecl_lab.benchmarks.step`; the option comparison, ``--options``:
 bf16/fp16 autocast, channels-last, ``torch.compile`` of the backbones, is
-:mod:`densecl_plugin.benchmarks.options`).
+:mod:`densecl_lab.benchmarks.options`).
 """
 import argparse
 import os.path as osp
@@ -39,10 +39,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks import (AMP_DTYPES, OPTIONS,  # noqa: E402
-                                       run_peer_benchmark, run_step_benchmark)
-from densecl_plugin.benchmarks.end_to_end import SCENARIOS  # noqa: E402
-from densecl_plugin.benchmarks.end_to_end import run_end_to_end
+from densecl_lab.benchmarks import (AMP_DTYPES, OPTIONS,  # noqa: E402
+                                    run_peer_benchmark, run_step_benchmark)
+from densecl_lab.benchmarks.end_to_end import SCENARIOS  # noqa: E402
+from densecl_lab.benchmarks.end_to_end import run_end_to_end
 from densecl_plugin.utils.cli import add_step_args  # noqa: E402
 
 

@@ -8,7 +8,7 @@ Reads the newest ``WORK_DIR/<timestamp>/vis_data/scalars.json`` (the run
 needs ``model.health_interval`` > 0), prints the verdict with its numbers and
 writes ``diagnosis.png``, ``diagnosis.json`` and ``diagnosis.txt`` (into the
 run's timestamp folder unless ``--out-dir``). The rules: see
-:mod:`densecl_plugin.analysis.pretraining_diagnosis` and
+:mod:`densecl_lab.analysis.pretraining_diagnosis` and
 ``docs/pretraining_health.md``. ``--compare`` also draws
 ``comparison.png``: this run's curves over those of the other work dirs
 (``--labels``: one per run, this one first; default the folder names).
@@ -20,11 +20,11 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.analysis.pretraining_diagnosis import Rules  # noqa: E402
-from densecl_plugin.analysis.pretraining_diagnosis import (diagnose_work_dir,
-                                                           find_scalars,
-                                                           load_scalars,
-                                                           plot_runs)
+from densecl_lab.analysis.pretraining_diagnosis import Rules  # noqa: E402
+from densecl_lab.analysis.pretraining_diagnosis import (diagnose_work_dir,
+                                                        find_scalars,
+                                                        load_scalars,
+                                                        plot_runs)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -6,7 +6,7 @@
 
 Counted with ``FlopCounterMode`` on fake tensors (seconds on any machine);
 matrix products and convolutions only. What is counted and how: see
-:mod:`densecl_plugin.benchmarks.flops` (:func:`~densecl_plugin.benchmarks.
+:mod:`densecl_lab.benchmarks.flops` (:func:`~densecl_lab.benchmarks.
 run_flops_estimate` is what this script runs).
 """
 import argparse
@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks import GPU_PEAK_TFLOPS  # noqa: E402
-from densecl_plugin.benchmarks import IMAGENET_TRAIN, run_flops_estimate
+from densecl_lab.benchmarks import GPU_PEAK_TFLOPS  # noqa: E402
+from densecl_lab.benchmarks import IMAGENET_TRAIN, run_flops_estimate
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ views of ``--num`` images (evenly spaced over the sorted files of
 ``--images``, by default the demo pool; the views are drawn with seeds
 ``--seed + i``, far from any training draw) and prints view-pair top-1
 retrieval, the embedding std x sqrt(D), partner and non-partner cosines,
-alignment and uniformity (:mod:`densecl_plugin.analysis.view_pair_probe`).
+alignment and uniformity (:mod:`densecl_lab.analysis.view_pair_probe`).
 """
 import argparse
 import json
@@ -19,8 +19,9 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.analysis.view_pair_probe import (  # noqa: E402
-    folder_images, format_probe, probe_checkpoints)
+from densecl_lab.analysis.view_pair_probe import (folder_images,  # noqa: E402
+                                                  format_probe,
+                                                  probe_checkpoints)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

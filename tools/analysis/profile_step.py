@@ -11,7 +11,7 @@ branches, key forward, matching, gather, the two InfoNCE terms, enqueue,
 their backward ops, optimizer step), the milliseconds per step and their
 share of it for both models and the difference, then the aten ops whose
 self time differs most. The logic is
-:func:`densecl_plugin.benchmarks.step_profile.run_step_profile`.
+:func:`densecl_lab.benchmarks.step_profile.run_step_profile`.
 """
 import argparse
 import os.path as osp
@@ -19,8 +19,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_plugin.benchmarks.step_profile import \
-    run_step_profile  # noqa: E402
+from densecl_lab.benchmarks.step_profile import run_step_profile  # noqa: E402
 from densecl_plugin.utils.cli import add_step_args  # noqa: E402
 
 

@@ -9,7 +9,7 @@ CHECKPOINT may be ``none`` or ``random`` for the config's random init. Writes
 ``matches.png`` (mutual best matches with similarity > threshold, coloured by
 similarity; red dashed: wrong by the crop geometry), ``similarity.png`` (heat
 maps of chosen query cells over the key view) and ``summary.json`` to --out.
-The logic is :func:`densecl_plugin.visualization.visualize_correspondence`.
+The logic is :func:`densecl_lab.analysis.visualize_correspondence`.
 """
 import argparse
 import json
@@ -18,8 +18,9 @@ import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
+from densecl_lab.analysis.visualize_correspondence import \
+    visualize_correspondence  # noqa: E402
 from densecl_plugin.utils.cli import add_cfg_options  # noqa: E402
-from densecl_plugin.visualization import visualize_correspondence  # noqa: E402
 
 
 def _cell(text: str):

@@ -11,7 +11,7 @@ correspondence, detection, segmentation, a linear probe, a frozen-feature
 dense probe (C4 and C5, nuclei and tree crowns) and view retrieval, and writes
 ``results.{md,json}`` and plots to the work dir. Finished runs are reused,
 so a stopped study resumes; ``--estimate`` prints the expected wall time.
-The logic is :func:`densecl_plugin.study.run_study`.
+The logic is :func:`densecl_lab.study.run_study`.
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ import sys
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # before torch loads
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
-from densecl_plugin.study import run_study  # noqa: E402
+from densecl_lab.study import run_study  # noqa: E402
 from densecl_plugin.utils.cli import add_demo_dirs, add_flags  # noqa: E402
 
 
