@@ -52,6 +52,31 @@ def write_tables(result: Dict[str, object], work_dir: str,
     return paths
 
 
+def load_benchmark_config(config: str, davis_root: Optional[str] = None,
+                          cfg_options: Optional[dict] = None) -> Config:
+    """The benchmark config of ``tools/benchmarks/davis/label_propagation.py``
+    with its command-line overrides applied.
+
+    Args:
+        config (str): the config file.
+        davis_root (str, optional): the DAVIS-2017 root (``data.root``).
+            Defaults to the config's.
+        cfg_options (dict, optional): ``--cfg-options`` overrides. Defaults
+            to None.
+
+    Returns:
+        Config: the config :func:`run_benchmark` takes.
+    """
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if davis_root:
+        cfg.setdefault('data', {})['root'] = davis_root
+    return cfg
+
+
 def run_benchmark(cfg: Union[Config, dict],
                   checkpoint: Optional[str],
                   work_dir: str,

@@ -16,6 +16,7 @@ seed.
 """
 import os
 import os.path as osp
+import subprocess
 import sys
 
 import cv2
@@ -24,8 +25,10 @@ import pytest
 import torch
 
 from densecl_plugin.evaluation.davis import (davis_palette, evaluate_folder,
-                                             evaluate_sequence, load_masks,
-                                             read_mask, write_mask)
+                                             evaluate_sequence,
+                                             load_benchmark_config, load_masks,
+                                             read_mask, run_benchmark,
+                                             write_mask)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -98,15 +101,34 @@ def full_checkpoint(tmp_path_factory):
     return path
 
 
-def run_tool(work_dir, davis_root, checkpoint, *extra):
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmarks', 'davis'))
-    try:
-        import label_propagation as tool
-    finally:
-        sys.path.pop(0)
-    return tool.main([CONFIG, checkpoint, '--work-dir', str(work_dir),
-                      '--davis-root', davis_root, '--cfg-options',
-                      'encoder.depth=18', *extra])
+def run_tool(work_dir, davis_root, checkpoint, *options, evaluate=True):
+    """What the tool runs: its config with ``--cfg-options`` applied, then
+    the benchmark (the script itself: :func:`test_the_script_runs`)."""
+    cfg_options = dict(o.split('=', 1) for o in ('encoder.depth=18',
+                                                  *options))
+    cfg = load_benchmark_config(CONFIG, davis_root, {
+        k: int(v) if v.isdigit() else v for k, v in cfg_options.items()})
+    return run_benchmark(cfg, checkpoint, str(work_dir), evaluate=evaluate)
+
+
+def test_the_script_runs(davis_root, full_checkpoint, tmp_path):
+    """The real script, from another folder, writes the same masks."""
+    script = osp.join(ROOT, 'tools', 'benchmarks', 'davis',
+                      'label_propagation.py')
+    out = subprocess.run(
+        [sys.executable, script, CONFIG, full_checkpoint, '--work-dir',
+         str(tmp_path / 'cli'), '--davis-root', davis_root, '--cfg-options',
+         'encoder.depth=18'], cwd=str(tmp_path), capture_output=True,
+        text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '| J&F-Mean |' in out.stdout
+    run_tool(tmp_path / 'api', davis_root, full_checkpoint, evaluate=False)
+    seq_dir = osp.join('Annotations', '480p', SEQ)
+    names = sorted(os.listdir(tmp_path / 'cli' / seq_dir))
+    assert names == sorted(os.listdir(tmp_path / 'api' / seq_dir))
+    for name in names:
+        assert (read_mask(str(tmp_path / 'cli' / seq_dir / name)) ==
+                read_mask(str(tmp_path / 'api' / seq_dir / name))).all()
 
 
 def test_tool_tracks_real_moving_objects_deterministically(
@@ -151,7 +173,7 @@ def test_tool_tracks_real_moving_objects_deterministically(
     assert again['global_row'] == pytest.approx(glob)
 
     # a second run is identical, pixel for pixel
-    run_tool(tmp_path / 'b', davis_root, full_checkpoint, '--no-eval')
+    run_tool(tmp_path / 'b', davis_root, full_checkpoint, evaluate=False)
     for name in names:
         a = read_mask(str(out_dir / name))
         b = read_mask(str(tmp_path / 'b' / 'Annotations' / '480p' / SEQ /

@@ -7,7 +7,8 @@
 
 Writes palette PNGs to DIR/Annotations/480p/<seq>/, and J&F tables
 (global_results-val.csv, per-sequence_results-val.csv, results-val.md) to
-DIR. The logic is :func:`densecl_plugin.evaluation.davis.run_benchmark`.
+DIR. The logic is :func:`densecl_plugin.evaluation.davis.run_benchmark` on
+the config of :func:`~densecl_plugin.evaluation.davis.load_benchmark_config`.
 """
 import argparse
 import os.path as osp
@@ -15,7 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__))))))
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -40,15 +41,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from densecl_plugin.evaluation.davis import format_table, run_benchmark
+    from densecl_plugin.evaluation.davis import (format_table,
+                                                 load_benchmark_config,
+                                                 run_benchmark)
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.davis_root:
-        cfg.setdefault('data', {})['root'] = args.davis_root
+    cfg = load_benchmark_config(args.config, args.davis_root,
+                                args.cfg_options)
     result = run_benchmark(cfg, args.checkpoint, args.work_dir, args.device,
                            args.sequences, evaluate=not args.no_eval)
     if 'global_row' in result:
