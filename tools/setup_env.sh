@@ -85,7 +85,8 @@ if [ "$DRY" = 1 ]; then
     echo "mmcv ops: decided once $TORCH_SPEC is installed (cpu unless that torch has CUDA and an nvcc of the same CUDA major version is found)"
   fi
   echo "then: $(grep -hv '^#' requirements/build.txt | xargs) (build tools);" \
-       "$(grep -hv '^#' requirements/runtime.txt requirements/tests.txt | xargs); densecl_plugin (editable)"
+       "$(grep -hv '^#' requirements/runtime.txt requirements/tests.txt | xargs);" \
+       "$(grep -hv '^#' requirements/tests_no_deps.txt | xargs) (--no-deps); densecl_plugin (editable)"
   if [ -f "$stamp" ]; then
     echo "stamp: $stamp exists: the venv is ready, a real run installs nothing"
   else
@@ -134,6 +135,7 @@ fi
 
 say "installing mmdet, mmseg, test tools and densecl_plugin (editable)"
 "${PIP[@]}" -r requirements/runtime.txt -r requirements/tests.txt
+"${PIP[@]}" --no-deps -r requirements/tests_no_deps.txt  # timm: without torchvision
 "${PIP[@]}" --no-build-isolation --no-deps -e .
 # `mim train densecl_plugin CONFIG` looks for <distribution location>/densecl_plugin/.mim/tools/train.py.
 # A PEP 660 editable install puts the distribution in site-packages with no package folder there, so

@@ -7,6 +7,8 @@ what it wrote::
     python tools/model_converters/extract_backbone_weights.py SRC DST
     python tools/model_converters/densecl_to_torchvision.py SRC DST
     python tools/model_converters/densecl_to_detectron2.py SRC DST.pkl
+    python tools/model_converters/densecl_to_timm.py SRC DST.safetensors
+    python tools/model_converters/densecl_to_onnx.py SRC DST.onnx
 """
 import argparse
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ from typing import Any, Callable, Optional, Sequence
 from .extract_backbone_weights import BackboneWeights, extract_backbone_weights
 from .resnet_layout import infer_resnet_depth
 from .to_detectron2 import convert_to_detectron2
+from .to_onnx import OnnxExport, convert_to_onnx
+from .to_timm import convert_to_timm, timm_model_name
 from .to_torchvision import convert_to_torchvision
 
 
@@ -53,6 +57,19 @@ def _detectron2(dst: str, model: dict) -> str:
             '(matching_heuristics=True)')
 
 
+def _timm(dst: str, state_dict: dict) -> str:
+    name = timm_model_name(state_dict)
+    return (f'{dst}: timm {name} backbone, {len(state_dict)} tensors (no fc); '
+            f"load: timm.create_model('{name}', num_classes=0, "
+            f"checkpoint_path='{dst}')")
+
+
+def _onnx(dst: str, out: OnnxExport) -> str:
+    return (f'{dst}: ONNX ResNet-{out.depth} backbone (opset {out.opset}), '
+            f'input image (N, 3, H, W) normalised RGB, outputs c5 '
+            f'(N, {out.channels}, H/32, W/32) and pooled (N, {out.channels})')
+
+
 _ANY_CHECKPOINT = 'pre-training or extracted checkpoint'
 
 #: the tools' names (``tools/model_converters/<name>.py``) -> command
@@ -69,6 +86,14 @@ CONVERTER_COMMANDS = {
         'Convert a pre-training checkpoint to a detectron2 ResNet ``.pkl``.',
         _ANY_CHECKPOINT, 'output file (.pkl)', convert_to_detectron2,
         _detectron2),
+    'densecl_to_timm': ConverterCommand(
+        'Convert a pre-training checkpoint to a timm ResNet state dict.',
+        _ANY_CHECKPOINT, 'output file (.safetensors, or .pth for torch.save)',
+        convert_to_timm, _timm),
+    'densecl_to_onnx': ConverterCommand(
+        'Export the backbone of a pre-training checkpoint to ONNX.',
+        _ANY_CHECKPOINT, 'output file (.onnx)',
+        convert_to_onnx, _onnx),
 }
 
 
@@ -104,7 +129,8 @@ def converter_main(name: str, argv: Optional[Sequence[str]] = None,
 
     Returns:
         Any: What the converter returned (:class:`BackboneWeights`, a
-        torchvision state dict or the detectron2 arrays).
+        torchvision or timm state dict, the detectron2 arrays or the
+        :class:`~.to_onnx.OnnxExport`).
     """
     args = converter_parser(name).parse_args(argv)
     cmd = CONVERTER_COMMANDS[name]

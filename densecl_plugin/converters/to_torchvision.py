@@ -17,6 +17,26 @@ from .extract_backbone_weights import load_backbone_weights
 from .resnet_layout import check_torchvision_resnet
 
 
+def torchvision_backbone(src: str) -> Dict[str, torch.Tensor]:
+    """The backbone of ``src`` as a checked torchvision-layout state dict.
+
+    Args:
+        src (str): a pre-training or extracted checkpoint.
+
+    Returns:
+        dict[str, Tensor]: contiguous copies of the backbone tensors (no
+        ``fc``), every key and shape checked.
+
+    Raises:
+        ValueError: when the backbone is not a torchvision-layout ResNet.
+    """
+    weights = load_backbone_weights(src)
+    state_dict = {k: v.detach().clone().contiguous()
+                  for k, v in weights.state_dict.items()}
+    check_torchvision_resnet(state_dict, source=f'the backbone of {src!r}')
+    return state_dict
+
+
 def convert_to_torchvision(src: str, dst: str) -> Dict[str, torch.Tensor]:
     """Write the backbone of ``src`` as a torchvision ResNet state dict.
 
@@ -33,10 +53,7 @@ def convert_to_torchvision(src: str, dst: str) -> Dict[str, torch.Tensor]:
         ValueError: when the backbone is not a torchvision-layout ResNet
             (e.g. a deep-stem ResNetV1c).
     """
-    weights = load_backbone_weights(src)
-    state_dict = {k: v.detach().clone().contiguous()
-                  for k, v in weights.state_dict.items()}
-    check_torchvision_resnet(state_dict, source=f'the backbone of {src!r}')
+    state_dict = torchvision_backbone(src)
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
     torch.save(state_dict, dst)
     return state_dict

@@ -7,7 +7,7 @@ statistics and counters included), so that a converter that mixes up two
 tensors of the same shape (``bn1`` / ``bn2``, ``conv1`` / ``downsample``)
 cannot pass an exact comparison.
 """
-from typing import Dict
+from typing import Dict, NamedTuple
 
 import pytest
 import torch
@@ -120,3 +120,73 @@ def run_converter(make_checkpoint, tmp_path, capsys):
         return dst, capsys.readouterr().out
 
     return run
+
+
+# ours on real images: the targets' outputs (timm, onnxruntime) are compared
+# with these ----------------------------------------------------------------
+def perturb_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BN non-trivial statistics and affine weights, so that an
+    export that drops or mis-orders them (or uses batch statistics) shows."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=gen) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.5)
+                m.bias.copy_(torch.rand(n, generator=gen) * 0.2 - 0.1)
+
+
+@pytest.fixture(scope='session')
+def bn_perturbed():
+    """:func:`perturb_bn` (``bn_perturbed(model, seed=0)``)."""
+    return perturb_bn
+
+
+class Ours(NamedTuple):
+    """Our model, its checkpoint, real photos and our features of them."""
+    model: torch.nn.Module
+    checkpoint: str
+    x: torch.Tensor  # (7, 3, 96, 128): 7 real photos, normalised
+    c5: torch.Tensor  # (7, C, 3, 4)
+    pooled: torch.Tensor  # (7, C)
+
+
+def real_batch(model: torch.nn.Module, paths, size=(96, 128)) -> torch.Tensor:
+    """Real photos resized to ``size`` (h, w), through ``model``'s own data
+    preprocessor (BGR -> RGB, ImageNet normalisation): ``(N, 3, h, w)``."""
+    import mmcv
+    imgs = [torch.from_numpy(mmcv.imresize(mmcv.imread(p), size[::-1]))
+            .permute(2, 0, 1).contiguous() for p in paths]
+    return model.data_preprocessor({'inputs': [imgs]}, False)['inputs'][0]
+
+
+@pytest.fixture(scope='module')
+def ours(tmp_path_factory, real_image_paths):
+    """``ours(depth) -> Ours``: a DenseCL model with the configs' backbone
+    (``tests/tiny_models.py``, full width) and data preprocessor (ImageNet
+    normalisation, BGR -> RGB), random init with perturbed BN, in eval mode,
+    saved as a Runner-style checkpoint; its backbone's C5 and pooled C5 of
+    the 7 real photos (:func:`real_batch`)."""
+    from tiny_models import build_tiny_model
+    cache = {}
+
+    def make(depth: int) -> Ours:
+        if depth not in cache:
+            torch.manual_seed(depth)
+            model = build_tiny_model(
+                'DenseCL', depth=depth,
+                data_preprocessor=dict(type='SelfSupDataPreprocessor'))
+            perturb_bn(model, seed=depth)
+            model.eval()
+            path = str(tmp_path_factory.mktemp(f'ours{depth}') / 'iter_8.pth')
+            torch.save({'meta': {'iter': 8}, 'state_dict': model.state_dict()},
+                       path)
+            x = real_batch(model, real_image_paths)
+            with torch.no_grad():
+                c5 = model.backbone(x)[-1]
+            cache[depth] = Ours(model, path, x, c5, c5.mean(dim=(2, 3)))
+        return cache[depth]
+
+    return make

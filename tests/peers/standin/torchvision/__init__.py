@@ -1,8 +1,9 @@
-"""Test-only stand-in for the torchvision names mmpretrain imports.
+"""Test-only stand-in for the torchvision names mmpretrain and timm import.
 
-Put on ``sys.path`` by ``tests/peers/mmpretrain_peer.py`` only when no working
-torchvision is installed. Nothing here computes anything: calling any name
-raises, so a test that reached torchvision would fail loudly.
+Put on ``sys.path`` by ``tests/peers/mmpretrain_peer.py`` and
+``tests/peers/timm_peer.py`` only when no working torchvision is installed.
+Nothing here computes anything: calling any name raises, so a test that
+reached torchvision would fail loudly.
 """
 __version__ = '0.0.0+standin'
 

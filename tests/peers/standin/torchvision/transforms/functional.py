@@ -1,4 +1,5 @@
 from torchvision import _unavailable
+from torchvision.transforms.transforms import InterpolationMode  # noqa: F401
 
 
 def __getattr__(name):
