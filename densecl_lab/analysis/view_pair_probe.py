@@ -124,13 +124,19 @@ def embed_view_pairs(model: nn.Module, cfg, images: Sequence[str],
     return z1, z2, f1, f2
 
 
-def folder_images(root: str, num: int) -> List[str]:
-    """:func:`pick` ``num`` of the sorted image files under ``root`` (as
-    :class:`~densecl_plugin.datasets.UnlabeledImageDataset` lists them)."""
+def list_images(root: str) -> List[str]:
+    """The sorted image files under ``root``, as
+    :class:`~densecl_plugin.datasets.UnlabeledImageDataset` lists them
+    (recursively; its errors name a missing folder or one without images)."""
     from densecl_plugin.datasets import UnlabeledImageDataset
     folder = UnlabeledImageDataset(data_root=root, pipeline=[])
-    return pick(sorted(folder.get_data_info(i)['img_path']
-                       for i in range(len(folder))), num)
+    return sorted(folder.get_data_info(i)['img_path']
+                  for i in range(len(folder)))
+
+
+def folder_images(root: str, num: int) -> List[str]:
+    """:func:`pick` ``num`` of :func:`list_images` ``(root)``."""
+    return pick(list_images(root), num)
 
 
 def probe_model(model: nn.Module, cfg, images: Sequence[str],
