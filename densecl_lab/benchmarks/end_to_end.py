@@ -40,19 +40,21 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
+from densecl_plugin.utils.auto_values import resolve_auto_values
 from densecl_plugin.utils.config_search import crop_size, find_by_type
 from .measure import measured_run
 
 #: name -> (config under ``configs/``, overrides): the DenseCL R18 CPU
 #: config with 224 px views and the paper's K, and the demo's own setting
-#: (80 px). Split BN is off in both: mmpretrain has none, and the
-#: comparison is of the same model.
+#: (80 px, K = 64: what 'auto' gives on the demo pool, pinned so that the
+#: figures do not depend on the folder timed). Split BN is off in both:
+#: mmpretrain has none, and the comparison is of the same model.
 SCENARIOS = {
     'r18-224px': (
         'densecl/densecl_resnet18_1xb16-coslr-640iters_folder-cpu.py',
         dict(crop_size=224, queue_len=65536, split_bn_groups=1)),
     'demo': ('demo/densecl_resnet18_1xb16-coslr-640iters_demo-pool.py',
-             dict(split_bn_groups=1)),
+             dict(queue_len=64, split_bn_groups=1)),
 }
 
 #: the variant names, in the order a round runs them
@@ -93,6 +95,8 @@ def scenario_config(name: str, images: str) -> Config:
     for key in ('queue_len', 'split_bn_groups'):
         if key in overrides:
             cfg.model[key] = overrides[key]
+    # the other 'auto' values (lr, warm-up) as tools/train.py resolves them
+    resolve_auto_values(cfg, world_size=1)
     return cfg
 
 

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 
+from densecl_plugin.utils.auto_values import resolve_auto_values
 from ..utils.hashing import file_sha256 as file_digest
 from ..utils.staged_run import StagedRun, fingerprint
 from .data import DATA_SEED, held_out_images, prepare_demo_data
@@ -207,6 +208,12 @@ class Demo(StagedRun):
                     hook['start_iters'] = self.settings.densecl_start_iters
         if self.settings.seed is not None:
             cfg.randomness.seed = self.settings.seed
+        # 'auto' values (queue, split BN, lr, warm-up) for the pool and one
+        # process, as tools/train.py resolves them: the fingerprint, the
+        # report and the run see the same numbers
+        resolve_auto_values(cfg, world_size=1,
+                            dataset_size=self.manifest['unlabeled'].get(
+                                'images'))
         return cfg
 
     def pretrain(self, algo: str) -> Dict[str, Any]:
@@ -375,7 +382,7 @@ class Demo(StagedRun):
         for algo in ALGOS:
             curves.update(infonce_curves(INIT_LABELS[algo],
                                          pretrained[algo]['losses']))
-        queue_len = self.config('densecl').model.queue_len
+        queue_len = self.pretrain_config('densecl').model.queue_len
         curves = plot_loss_curves(curves,
                                   osp.join(self.work_dir, 'loss_curves.png'),
                                   chance=math.log(queue_len + 1))

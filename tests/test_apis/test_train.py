@@ -18,6 +18,7 @@ import torch
 from mmengine.config import Config
 
 from densecl_plugin.apis import build_train_config, train
+from densecl_plugin.utils.auto_values import resolve_auto_values
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DENSECL_CPU = osp.join(
@@ -85,6 +86,7 @@ def test_config_resolves_our_modules_mmengine_and_mmdet(tmp_path,
         _tiny_config(DENSECL_CPU, real_image_dir, str(tmp_path / 'c.py'), 2))
     cfg.work_dir = str(tmp_path / 'w')
     assert cfg.default_scope == 'densecl_plugin'
+    resolve_auto_values(cfg)  # what train() does before the Runner
     runner = Runner.from_cfg(cfg)
     model = runner.model
     assert type(model).__name__ == 'DenseCL'

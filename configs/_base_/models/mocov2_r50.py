@@ -7,6 +7,9 @@ model = dict(
     queue_len=65536,
     feat_dim=128,
     momentum=0.999,
+    # BN in one group per process (our default, written out): the paper's
+    # 8 GPUs shuffle the key batch across processes (shuffle BN)
+    split_bn_groups=1,
     data_preprocessor=dict(
         type='SelfSupDataPreprocessor',
         mean=(123.675, 116.28, 103.53),

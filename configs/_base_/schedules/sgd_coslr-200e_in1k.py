@@ -6,4 +6,6 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=200, by_epoch=True, begin=0, end=200)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=200)
-auto_scale_lr = dict(base_batch_size=256)
+# MMEngine's linear scaling from 256 (`tools/train.py --auto-scale-lr`);
+# off by default (MMEngine's default, written out): the paper's values
+auto_scale_lr = dict(enable=False, base_batch_size=256)

@@ -11,6 +11,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner import Runner
 
 from densecl_plugin.engine.optim_wrappers import CPUAmpOptimWrapper
+from densecl_plugin.utils.auto_values import resolve_auto_values
 from tiny_models import build_tiny_model
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
@@ -131,6 +132,7 @@ def test_cpu_amp_config_trains_in_a_runner(tmp_path, real_image_dir):
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 2
     cfg.randomness = dict(seed=0)
+    resolve_auto_values(cfg)  # 'auto' values, as tools/train.py does
     runner = Runner.from_cfg(cfg)
     before = copy.deepcopy(runner.model.backbone.state_dict())
     runner.train()

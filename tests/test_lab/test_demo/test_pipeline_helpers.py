@@ -104,7 +104,7 @@ def test_quick_settings_only_shorten(tmp_path):
     the full run uses the configs as they are."""
     assert FULL.pretrain_iters is None and FULL.detection_iters is None
     manifest = dict(
-        unlabeled=dict(root='/pool'),
+        unlabeled=dict(root='/pool', images=405),
         detection=dict(data_root='/voc'),
         segmentation=dict(data_root='/nuclei'))
     full = Demo(str(tmp_path / 'f'), 'd', None, FULL)

@@ -15,6 +15,8 @@ import torch
 from mmengine.config import Config
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from densecl_plugin.utils.auto_values import resolve_auto_values
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 CONFIGS = sorted(
     osp.relpath(p, ROOT) for pattern in (
@@ -27,6 +29,8 @@ def build(path, **model_overrides):
     from densecl_plugin.registry import MODELS
     cfg = Config.fromfile(osp.join(ROOT, path))
     cfg.merge_from_dict({f'model.{k}': v for k, v in model_overrides.items()})
+    # 'auto' values as one process on the demo pool resolves them
+    resolve_auto_values(cfg, world_size=1, dataset_size=405)
     model_cfg = cfg.model
     model_cfg['queue_len'] = 8  # the queues' size does not matter here
     model_cfg.pop('compile_backbone', None)
