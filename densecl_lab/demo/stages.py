@@ -9,7 +9,10 @@
    DenseCL (same config, schedule and seed; only ``model.init_cfg``
    differs);
 4. **correspondence**: argmax correspondence accuracy on held-out views
-   (random init vs trained), and a figure of DenseCL's matches;
+   (random init vs trained), and a figure of DenseCL's matches; then the
+   **dense features**: the first three principal components of each
+   backbone's C5 on a few held-out images, as colours
+   (:mod:`densecl_lab.analysis.dense_pca`);
 5. **report**: one table (markdown + JSON) and the loss curves.
 
 Every stage writes ``result.json`` with a *fingerprint* of its inputs (its
@@ -28,7 +31,7 @@ import os.path as osp
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
@@ -97,11 +100,17 @@ class DemoSettings(StageSettings):
         figure_seed (int): seed of the two views in the figure.
         seed (int, optional): ``randomness.seed`` of the pre-training and
             fine-tuning runs. Defaults to None (the configs' seed, 0).
+        pca_images (int): held-out images in the dense-feature picture
+            (:func:`spread_over_folders`).
+        pca_size (int): their side in px in that picture (384: 12 x 12 C5
+            cells).
     """
     pretrain_iters: Optional[int] = None
     densecl_start_iters: Optional[int] = None
     figure_seed: int = 7
     seed: Optional[int] = None
+    pca_images: int = 4
+    pca_size: int = 384
 
 
 FULL = DemoSettings('full')
@@ -110,6 +119,31 @@ QUICK = DemoSettings('quick', pretrain_iters=3, densecl_start_iters=1,
                      pretrain_batch_size=8, finetune_batch_size=2,
                      val_max_images=3, corr_seeds=(1000, ),
                      corr_max_images=3)
+
+
+def spread_over_folders(paths: Sequence[str], num: int) -> List[str]:
+    """``num`` of ``paths``, taken in turn from each folder (in the order the
+    folders first appear), each folder's files in their order: the
+    dense-feature picture shows every kind of held-out image.
+
+    Args:
+        paths (Sequence[str]): image files.
+        num (int): how many to take (all when fewer).
+
+    Returns:
+        list[str]: the chosen paths.
+    """
+    folders: Dict[str, List[str]] = {}
+    for path in paths:
+        folders.setdefault(osp.dirname(path), []).append(path)
+    out: List[str] = []
+    depth = 0
+    while len(out) < min(num, len(paths)):
+        for files in folders.values():
+            if depth < len(files) and len(out) < num:
+                out.append(files[depth])
+        depth += 1
+    return out
 
 
 def set_max_iters(cfg: Config, iters: int) -> None:
@@ -307,16 +341,24 @@ class Demo(StagedRun):
         """The held-out images of the correspondence evaluation."""
         return held_out_images(self.manifest, self.settings.corr_max_images)
 
+    @staticmethod
+    def compared_checkpoints(pretrained: Dict[str, Dict[str, Any]]
+                             ) -> Dict[str, Tuple[str, str]]:
+        """``init -> (algo, checkpoint)`` of the three backbones compared
+        after pre-training: the exact initialisation DenseCL started from,
+        MoCo v2 and DenseCL."""
+        return dict(
+            random=('densecl', pretrained['densecl']['init_checkpoint']),
+            mocov2=('mocov2', pretrained['mocov2']['checkpoint']),
+            densecl=('densecl', pretrained['densecl']['checkpoint']))
+
     def correspondence(self, pretrained: Dict[str, Dict[str, Any]]
                        ) -> Dict[str, Any]:
         """Correspondence accuracy of the random init, MoCo v2 and DenseCL
         backbones on held-out views, and the figure of DenseCL's matches."""
         s = self.settings
         work = osp.join(self.work_dir, 'correspondence')
-        checkpoints = dict(
-            random=('densecl', pretrained['densecl']['init_checkpoint']),
-            mocov2=('mocov2', pretrained['mocov2']['checkpoint']),
-            densecl=('densecl', pretrained['densecl']['checkpoint']))
+        checkpoints = self.compared_checkpoints(pretrained)
         images = self.held_out_images()
         expected = fingerprint(
             checkpoints={k: file_digest(p) for k, (_, p) in
@@ -341,6 +383,35 @@ class Demo(StagedRun):
         self.say(f'  {bar}: {len(images)} images x '
                  f'{len(s.corr_seeds)} view pairs, 3 backbones')
         return self._stage(bar, osp.join(work, 'result.json'), expected, run)
+
+    def dense_pca(self, pretrained: Dict[str, Dict[str, Any]]
+                  ) -> Dict[str, Any]:
+        """The first three principal components of the C5 features of the
+        random init, MoCo v2 and DenseCL on a few held-out images, as
+        colours (:func:`~densecl_lab.analysis.dense_pca.dense_pca_checkpoints`;
+        one picture, ``dense_pca/dense_pca.png``)."""
+        s = self.settings
+        work = osp.join(self.work_dir, 'dense_pca')
+        checkpoints = self.compared_checkpoints(pretrained)
+        images = spread_over_folders(held_out_images(self.manifest),
+                                     s.pca_images)
+        expected = fingerprint(
+            checkpoints={k: file_digest(p) for k, (_, p) in
+                         checkpoints.items()},
+            images=images, size=s.pca_size)
+
+        def run() -> Dict[str, Any]:
+            from densecl_lab.analysis.dense_pca import dense_pca_checkpoints
+            shutil.rmtree(work, ignore_errors=True)
+            with quiet_logs(self.log_file):
+                return dense_pca_checkpoints(
+                    [(INIT_LABELS[init], self.pretrain_config(algo), ckpt)
+                     for init, (algo, ckpt) in checkpoints.items()],
+                    images, osp.join(work, 'dense_pca.png'), s.pca_size)
+
+        name = 'dense features (PCA of C5)'
+        self.say(f'  {name}: {len(images)} held-out images, 3 backbones')
+        return self._stage(name, osp.join(work, 'result.json'), expected, run)
 
     def _correspondence_of(self, init: str, algo: str, ckpt: str,
                            images: Sequence[str], figure_image: str,
@@ -369,8 +440,10 @@ class Demo(StagedRun):
     def report(self, pretrained: Dict[str, Dict[str, Any]],
                finetuned: Dict[str, Dict[str, Dict[str, Any]]],
                corr: Dict[str, Any], wall_time: float,
-               load: Dict[str, Any]) -> Dict[str, Any]:
-        """Write the table, its notes and the loss curves."""
+               load: Dict[str, Any],
+               pca: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Write the table, its notes and the loss curves (``pca``: the
+        result of :meth:`dense_pca`, listed with the files)."""
         rows = table_rows(
             pretrain=pretrained,
             detection={i: r['metrics']
@@ -389,6 +462,8 @@ class Demo(StagedRun):
         m, s = self.manifest, self.settings
         results = list(pretrained.values()) + [
             r for task in finetuned.values() for r in task.values()] + [corr]
+        if pca is not None:
+            results.append(pca)
         reused = sum(st['skipped'] for st in self.stage_status)
         det_cfg = finetuned['detection']['random']
         seg_cfg = finetuned['segmentation']['random']
@@ -432,10 +507,11 @@ class Demo(StagedRun):
                                       if k != 'held_out'},
             pretrain={a: {k: v for k, v in pretrained[a].items()
                           if k != 'losses'} for a in ALGOS},
-            finetune=finetuned, correspondence=corr,
+            finetune=finetuned, correspondence=corr, dense_pca=pca,
             stages=self.stage_status, wall_time=wall_time, load_average=load,
             files=dict(loss_curves=curves,
                        correspondence=corr['densecl'].get('figure', {}),
+                       dense_pca=None if pca is None else pca['figure'],
                        log=self.log_file))
         paths = write_report(self.work_dir, rows, notes, extra)
         return dict(rows=rows, notes=notes, paths=paths, curves=curves)
@@ -458,10 +534,11 @@ class Demo(StagedRun):
                      for t in TASKS}
         self.say(f'[4/{steps}] correspondence')
         corr = self.correspondence(pretrained)
+        pca = self.dense_pca(pretrained)
         self.say(f'[5/{steps}] report')
         load['end'] = os.getloadavg()[0]
         report = self.report(pretrained, finetuned, corr,
-                             time.perf_counter() - t0, load)
+                             time.perf_counter() - t0, load, pca)
         self.say('')
         self.say(format_markdown(report['rows'], report['notes']))
         self.say('Outputs:')
@@ -471,6 +548,7 @@ class Demo(StagedRun):
                 ('loss curves', report['curves']),
                 ('DenseCL matches', corr['densecl']['figure']['matches']),
                 ('random-init matches', corr['random']['figure']['matches']),
+                ('dense features (PCA)', pca['figure']),
                 ('logs', self.log_file)):
             self.say(f'  {label:20s} {path}')
         return report

@@ -61,7 +61,7 @@ def test_quick_demo_end_to_end(tmp_path):
         table = f.read()
     assert '| DenseCL |' in table and 'seeds:' in table
     assert 'One seed:' in table and 'small_scale_study.py' in table
-    assert 'the 9 stages took' in table and '(0 of them reused)' in table
+    assert 'the 10 stages took' in table and '(0 of them reused)' in table
     assert '| backbone init |' in out  # printed too
     assert 'Outputs:' in out and osp.join(work, 'results.md') in out
     assert 'mmengine - INFO' not in out  # runner logs go to the log file
@@ -74,10 +74,15 @@ def test_quick_demo_end_to_end(tmp_path):
         _assert_png(corr[init]['figure']['matches'])
         _assert_png(corr[init]['figure']['similarity'])
     assert corr['densecl']['grid'] == [6, 6]
+    pca = results['dense_pca']
+    _assert_png(pca['figure'])
+    assert results['files']['dense_pca'] == pca['figure']
+    assert list(pca['explained']) == ['random init', 'MoCo v2', 'DenseCL']
+    assert len(pca['images']) == 4 and pca['grid'] == [12, 12]
 
     # every stage ran once, with the seeds and the schedule it states
     stages = {s['stage']: s for s in results['stages']}
-    assert len(stages) == 2 + 6 + 1 and not any(
+    assert len(stages) == 2 + 6 + 1 + 1 and not any(
         s['skipped'] for s in stages.values())
     for algo in ('mocov2', 'densecl'):
         pre = results['pretrain'][algo]
@@ -110,6 +115,6 @@ def test_quick_demo_end_to_end(tmp_path):
         second = json.load(f)
     assert all(s['skipped'] for s in second['stages'])
     assert second['rows'] == results['rows']
-    assert proc.stdout.count('done before, reusing') == 9
-    assert '(9 of them reused)' in proc.stdout
+    assert proc.stdout.count('done before, reusing') == 10
+    assert '(10 of them reused)' in proc.stdout
     assert again < first
