@@ -14,8 +14,13 @@ import torch
 from mmengine.config import Config, DictAction  # noqa: F401 (re-exported)
 from mmengine.runner import Runner
 
+from densecl_plugin.engine.hooks.rng_state_hook import RNGStateHook
+from densecl_plugin.utils.auto_values import resolve_auto_values
 from densecl_plugin.utils.checkpoint_integrity import (check_resume_file,
                                                        resolve_resume)
+from densecl_plugin.utils.dist_launch import (adapt_to_device,
+                                              init_launcher_dist,
+                                              resume_after_restart)
 from densecl_plugin.utils.work_dir_lock import WorkDirLock
 
 #: optim wrapper used by ``--amp`` where no GPU is present (bfloat16 autocast)
@@ -146,27 +151,44 @@ def launch_rank(launcher: str = 'none') -> int:
 def train(cfg: Config) -> Runner:
     """Build the runner of ``cfg`` (``runner_type`` honoured) and train.
 
+    A launched run (torchrun, Slurm, MPI) on a machine without CUDA gets
+    gloo and a DDP wrapper without device ids, and its process group is
+    started here (:mod:`densecl_plugin.utils.dist_launch`); with CUDA,
+    MMEngine's NCCL and one device per local rank are kept.
+
     The work dir is locked for the run
     (:class:`~densecl_plugin.utils.work_dir_lock.WorkDirLock`: a second run
-    in a work dir that a live run is writing is refused, a stale lock is
-    taken over) on the main process only (:func:`launch_rank` 0), and an
+    in a work dir that a live run is writing is refused, a stale lock, or
+    the lock of an earlier attempt of the same job, is taken over) on the
+    main process only (:func:`launch_rank` 0). A job that its launcher
+    restarted resumes from the newest intact checkpoint
+    (:func:`~densecl_plugin.utils.dist_launch.resume_after_restart`), and an
     automatic resume is pointed at the newest intact checkpoint
-    (:func:`resolve_auto_resume`).
+    (:func:`resolve_auto_resume`). Every run saves and, on resume, restores
+    each rank's torch generators
+    (:class:`~densecl_plugin.engine.hooks.rng_state_hook.RNGStateHook`), so
+    the losses after a resume equal an uninterrupted run's.
 
     Returns:
         Runner: the runner, after training.
     """
+    adapt_to_device(cfg)
+    resolve_auto_values(cfg)  # 'auto' values, before the Runner is built
     main = launch_rank(cfg.get('launcher', 'none')) == 0
     lock = WorkDirLock(cfg.work_dir) if main else None
     if lock is not None:
         lock.acquire()
     try:
+        resume_after_restart(cfg)
         resolve_auto_resume(cfg)
+        init_launcher_dist(cfg)
         if 'runner_type' in cfg:
             from mmengine.registry import RUNNERS
             runner = RUNNERS.build(cfg)
         else:
             runner = Runner.from_cfg(cfg)
+        if not any(isinstance(h, RNGStateHook) for h in runner.hooks):
+            runner.register_hook(RNGStateHook())
         runner.train()
     finally:
         if lock is not None:

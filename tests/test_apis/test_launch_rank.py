@@ -43,6 +43,9 @@ def test_a_slurm_rank_1_does_not_take_the_lock(tmp_path, monkeypatch):
         raise Built
 
     monkeypatch.setattr(train_mod.Runner, 'from_cfg', staticmethod(from_cfg))
+    # no srun here to start a process group from (the launchers' own tests:
+    # tests/test_apis/test_launchers.py)
+    monkeypatch.setattr(train_mod, 'init_launcher_dist', lambda cfg: False)
     cfg = Config(dict(work_dir=str(tmp_path), launcher='slurm'))
     with pytest.raises(Built):
         train_mod.train(cfg)
