@@ -105,8 +105,8 @@ def auto_queue_len(n: int, total_batch: int) -> int:
     least one step's keys (the total batch, as a power of two) as long as
     that stays ``<= n / 2`` (1 in 8: what the sanity hook accepts on small
     data), and never above the paper's 65536. On the demo pool (405
-    images) this is the measured recipe's 64; K = 128 stalled and K = 256
-    collapsed there. LightlyTrain's buckets give twice as much below
+    images) this is the measured recipe's 64; K = 128 stalled (640
+    iterations) and K = 256 collapsed (160 iterations) there. LightlyTrain's buckets give twice as much below
     200k images (docs/auto_values.md).
 
     Args:
