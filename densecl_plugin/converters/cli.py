@@ -67,7 +67,8 @@ def _timm(dst: str, state_dict: dict) -> str:
 def _onnx(dst: str, out: OnnxExport) -> str:
     return (f'{dst}: ONNX ResNet-{out.depth} backbone (opset {out.opset}), '
             f'input image (N, 3, H, W) normalised RGB, outputs c5 '
-            f'(N, {out.channels}, H/32, W/32) and pooled (N, {out.channels})')
+            f'(N, {out.channels}, ceil(H/32), ceil(W/32)) and pooled '
+            f'(N, {out.channels})')
 
 
 _ANY_CHECKPOINT = 'pre-training or extracted checkpoint'

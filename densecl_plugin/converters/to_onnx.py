@@ -7,8 +7,8 @@ pre-training ran -- in eval mode (BN uses its running statistics), loaded
 strictly. The exported graph::
 
     image  float32 (N, 3, H, W)  RGB, normalised: (pixel - mean) / std
-    c5     float32 (N, C, H/32, W/32)  the last stage's map (C = 512 for
-           ResNet-18/34, 2048 for 50/101/152)
+    c5     float32 (N, C, ceil(H/32), ceil(W/32))  the last stage's map
+           (C = 512 for ResNet-18/34, 2048 for 50/101/152)
     pooled float32 (N, C)  c5 averaged over its cells (the global feature)
 
 ``N``, ``H`` and ``W`` are dynamic (``H``, ``W`` at least 32). The
@@ -151,7 +151,8 @@ def convert_to_onnx(src: str, dst: str, example_size: int = 224,
               'std on the 0-255 scale',
         mean=','.join(map(str, IMAGENET_MEAN)),
         std=','.join(map(str, IMAGENET_STD)),
-        outputs='c5: (N, C, H/32, W/32); pooled: (N, C), c5 averaged')
+        outputs='c5: (N, C, ceil(H/32), ceil(W/32)); pooled: (N, C), c5 '
+                'averaged')
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
