@@ -85,3 +85,16 @@ def test_rejects_a_deep_stem_backbone(resnet18_sd, make_checkpoint, tmp_path):
     with pytest.raises(ValueError, match=r"missing \(1\): \['conv1.weight'\]"):
         convert_to_timm(src, str(tmp_path / 'out.pth'))
     assert not (tmp_path / 'out.pth').exists()
+
+
+def test_the_standin_only_meets_imports():
+    """Where the stand-in serves timm's torchvision imports, calling any of
+    its names raises: the comparisons above ran timm's own code only."""
+    import torchvision
+    if not STANDIN_USED:
+        pytest.skip(f'a working torchvision {torchvision.__version__} is '
+                    'installed; no stand-in')
+    assert torchvision.__version__ == '0.0.0+standin'
+    from torchvision.ops.misc import FrozenBatchNorm2d
+    with pytest.raises(RuntimeError, match='stand-in'):
+        FrozenBatchNorm2d(8)
