@@ -153,6 +153,18 @@ def test_cpu_config_resolves_on_a_real_folder(tmp_path):
     assert [h.type for h in cfg.custom_hooks].count(av.HOOK_TYPE) == 1
 
 
+def test_count_dataset_reads_a_folder_or_a_list_file(tmp_path):
+    images = _images(str(tmp_path / 'img'), 5)
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(
+        type='UnlabeledImageDataset', data_root=images,
+        pipeline=[dict(type='LoadImageFromFile')]))))
+    assert av.count_dataset(cfg) == 5
+    with open(tmp_path / 'list.txt', 'w') as f:
+        f.write('0.png 3\n2.png 1\n# a comment\n4.png\n')
+    cfg.train_dataloader.dataset.update(ann_file=str(tmp_path / 'list.txt'))
+    assert av.count_dataset(cfg) == 3
+
+
 def test_explicit_values_win(tmp_path):
     cfg = Config.fromfile(DENSECL_CPU)
     cfg.merge_from_dict({'model.queue_len': 32, 'model.split_bn_groups': 4,
