@@ -17,6 +17,9 @@ default_hooks = dict(
     # start-of-run warnings: small data, large queue, no split BN, coarse
     # dense grid, no lambda warm-up, lr off the linear scaling rule
     sanity=dict(type='PretrainingSanityHook'),
+    # tells the model which iterations compute its health metrics
+    # (model.health_interval), from runner.iter: resumed runs keep the schedule
+    health=dict(type='HealthHook'),
 )
 
 env_cfg = dict(

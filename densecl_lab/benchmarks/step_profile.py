@@ -4,10 +4,12 @@
 What ``tools/analysis/profile_step.py`` does (:func:`run_step_profile`).
 Both models of :func:`~.step.build_models` (same backbone weights, queue
 length, input) take warm-up steps, then a few steps each under
-``torch.profiler`` (CPU activity; CUDA too on a GPU). The models mark their
-parts with :func:`densecl_plugin.models.utils.profiling.region` (a
-``record_function`` that exists only while a profiler records); here each
-profiled op is charged to the innermost region around it:
+``torch.profiler`` (CPU activity; CUDA too on a GPU). The models hold no
+profiling code: for the profiled steps :func:`model_regions` installs named
+``record_function`` regions around the calls a step makes (the encoders'
+modules, the neck's branches, the key path's parts, the head's two
+InfoNCEs, the matching, the enqueue; :data:`REGIONS`) and removes them
+after. Each profiled op is charged to the innermost region around it:
 
 - forward ops to the region they ran in (``key_forward`` parts are nested:
   ``momentum_update``, ``shuffle``, ``key_backbone``, ``key_neck`` ...);
@@ -23,28 +25,125 @@ in one process :mod:`mmengine.dist` does not call any, and the count says
 so.
 """
 import collections
-from typing import Callable, Dict, List, Optional, Sequence
+import contextlib
+import functools
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 from torch import nn
 
-from densecl_plugin.models.utils.profiling import PREFIX, region
+from densecl_plugin.models.algorithms import base as _base
 from .measure import sync
 from .step import build_models, step_inputs, train_step
+
+#: what the profiler's event names of the regions start with
+PREFIX = 'region::'
+
+
+def region(name: str) -> torch.profiler.record_function:
+    """A profiler region named ``name`` (the event ``'region::' + name``)."""
+    return torch.profiler.record_function(PREFIX + name)
+
+
+#: region -> the calls of a step it wraps, as ``(owner, attribute)``:
+#: ``owner`` a dotted path from the model (``''`` the model itself, a digit
+#: an index), the attribute a method (a module's ``forward`` is what
+#: ``module(...)`` runs) or a function of :mod:`..algorithms.base`
+#: (``'base:...'``). Calls a model does not make are skipped; the regions
+#: nest as the calls do (``key_forward`` runs the key encoder's parts).
+REGIONS = (
+    ('query_backbone', 'backbone', 'forward'),
+    ('query_neck', 'neck', 'forward_cells'),  # DenseCL's neck interface
+    ('query_neck', 'neck', 'forward'),  # MoCo v2's
+    ('cell_features', '', 'cell_features'),
+    ('key_forward', '', 'key_forward'),
+    ('momentum_update', 'encoder_k', 'update'),
+    ('shuffle', 'base:', 'batch_shuffle_ddp'),
+    ('key_backbone', 'encoder_k.module.0', 'forward'),
+    ('key_neck', 'encoder_k.module.1', 'forward_cells'),
+    ('key_neck', 'encoder_k.module.1', 'forward'),
+    ('unshuffle', 'base:', 'batch_unshuffle_ddp'),
+    ('neck.global', 'neck', 'global_embedding'),
+    ('neck.global', 'encoder_k.module.1', 'global_embedding'),
+    ('neck.dense', 'neck', 'dense_embedding'),
+    ('neck.dense', 'encoder_k.module.1', 'dense_embedding'),
+    ('<infonce>', 'head', 'loss_queue'),  # single_infonce / dense_infonce
+    ('matching', '', '_match'),
+    ('gather', '', '_gather'),
+    ('enqueue', '', '_dequeue_and_enqueue'),
+)
+
+
+def _owner(model: nn.Module, path: str):
+    """The object at a dotted ``path`` of :data:`REGIONS` (None if absent)."""
+    if path == 'base:':
+        return _base
+    obj = model
+    for part in filter(None, path.split('.')):
+        obj = obj[int(part)] if part.isdigit() else getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _wrapped(fn: Callable, name: Union[str, Callable]) -> Callable:
+    """``fn`` inside the region ``name`` (or ``name(*args)`` when callable)."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with region(name(*args) if callable(name) else name):
+            return fn(*args, **kwargs)
+    return call
+
+
+@contextlib.contextmanager
+def model_regions(model: nn.Module) -> Iterator[None]:
+    """Within the block, the calls of :data:`REGIONS` run in their regions.
+
+    Each wrapped method is set on its owner instance (shadowing the
+    class's, as split BN swaps a layer's ``forward``) and removed on exit,
+    also on an error; the two functions of :mod:`..algorithms.base` are
+    swapped in the module and restored. The head's ``loss_queue`` is
+    ``single_infonce`` against the model's ``queue`` and ``dense_infonce``
+    against ``queue2``. Outside the block the model runs unchanged.
+
+    Args:
+        model (nn.Module): A DenseCL or MoCo v2 model (unwrapped).
+    """
+    def infonce(q, k, queue, *args):
+        return 'single_infonce' if queue is model.queue else 'dense_infonce'
+
+    undo = []
+    try:
+        for name, path, attr in REGIONS:
+            owner = _owner(model, path)
+            fn = getattr(owner, attr, None) if owner is not None else None
+            if fn is None or any(o is owner and a == attr
+                                 for o, a, _ in undo):  # absent, or done
+                continue
+            setattr(owner, attr, _wrapped(
+                fn, infonce if name == '<infonce>' else name))
+            undo.append((owner, attr, fn))
+        yield
+    finally:
+        for owner, attr, fn in reversed(undo):
+            if owner is _base:
+                setattr(owner, attr, fn)
+            else:
+                delattr(owner, attr)
+
 
 #: the table's row order (others follow, largest first)
 ORDER = tuple(
     f'{p}{s}' for p in (
         'zero_grad', 'forward/query_backbone', 'forward/query_neck',
         'forward/query_neck/neck.global', 'forward/query_neck/neck.dense',
-        'forward/normalize', 'forward/cell_features',
+        'forward/cell_features',
         'forward/key_forward', 'forward/key_forward/momentum_update',
         'forward/key_forward/shuffle', 'forward/key_forward/key_backbone',
         'forward/key_forward/key_neck',
         'forward/key_forward/key_neck/neck.global',
         'forward/key_forward/key_neck/neck.dense',
-        'forward/key_forward/key_neck/neck.dense_pool',
-        'forward/key_forward/normalize', 'forward/key_forward/cell_features',
+        'forward/key_forward/cell_features',
         'forward/key_forward/unshuffle', 'forward/single_infonce',
         'forward/matching', 'forward/gather', 'forward/dense_infonce',
         'forward/enqueue', 'forward')
@@ -142,7 +241,7 @@ def profiled_steps(model: nn.Module, optimizer: torch.optim.Optimizer,
     activities = [ProfilerActivity.CPU]
     if device.type == 'cuda':
         activities.append(ProfilerActivity.CUDA)
-    with profile(activities=activities) as prof:
+    with model_regions(model), profile(activities=activities) as prof:
         for _ in range(steps):
             with region('zero_grad'):
                 optimizer.zero_grad(set_to_none=True)
@@ -276,5 +375,5 @@ def run_step_profile(depth: int = 50, batch: int = 8, size: int = 224,
         format_profile, threads, json_path, log)
 
 
-__all__ = ['attribute', 'format_profile', 'profile_models', 'profiled_steps',
-           'run_step_profile']
+__all__ = ['REGIONS', 'attribute', 'format_profile', 'model_regions',
+           'profile_models', 'profiled_steps', 'region', 'run_step_profile']

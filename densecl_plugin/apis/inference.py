@@ -6,26 +6,26 @@ its features and its dense matches.
 :func:`load_backbone_checkpoint`); :func:`make_views` runs the config's train
 pipeline (``MultiView``) on one image, seeded; :func:`backbone_c5` gives the
 views' matching features and :func:`match_image_views` the whole sequence up
-to the matches scored against the recorded crop geometry. The correspondence
-figure (:mod:`densecl_plugin.visualization`), ``CorrespondenceHook``, the
+to the matches scored against the recorded crop geometry (the last two live
+in :mod:`densecl_plugin.models.utils.correspondence`, with
+``match_packed_views``, which ``CorrespondenceHook`` uses; ``seeded`` in
+:mod:`densecl_plugin.utils.seeding`). The correspondence figure tool, the
 demo's and the study's held-out evaluations and the study's linear probe
 all use them.
 """
-import contextlib
 import logging
 import os.path as osp
-import random
-from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from mmengine.config import Config
-from torch import Tensor, nn
+from torch import nn
 
 from densecl_plugin.models.utils.correspondence import (DenseMatches,
-                                                        match_views,
-                                                        views_geometry)
+                                                        ViewGeometry,
+                                                        backbone_c5,
+                                                        match_packed_views)
+from densecl_plugin.utils.seeding import seeded
 
 #: CHECKPOINT values meaning "no checkpoint, the config's initialisation"
 RANDOM_INIT = ('none', 'random')
@@ -60,10 +60,14 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None,
         device (str): Defaults to ``'cpu'``.
 
     Returns:
-        nn.Module: the model.
+        nn.Module: the model (``'auto'`` values: the checkpoint's queue
+        length, no split BN; ``docs/auto_values.md``).
     """
     from densecl_plugin.registry import MODELS
+    from densecl_plugin.utils.auto_values import resolve_inference_model
     model_cfg = cfg.model.copy()
+    resolve_inference_model(model_cfg, None if checkpoint is None or str(
+        checkpoint).lower() in RANDOM_INIT else checkpoint)
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     with _scope(cfg):
@@ -115,23 +119,6 @@ def load_backbone_checkpoint(model: nn.Module, checkpoint: str) -> None:
             f'"backbone.*")')
 
 
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Seed ``random``, ``numpy`` and ``torch`` (CPU) inside the block and
-    restore their previous states after it, so that drawing views in the
-    middle of training leaves the training's random streams untouched."""
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-
-
 def make_views(source: Union[Config, Callable], image: str,
                seed: int = 0) -> Dict[str, Any]:
     """Run a train pipeline (``MultiView``) on one image.
@@ -177,39 +164,6 @@ def make_views(source: Union[Config, Callable], image: str,
     return packed
 
 
-@torch.no_grad()
-def backbone_c5(model: nn.Module, packed: Dict[str, Any],
-                views: Sequence[int] = (0, 1)) -> List[Tensor]:
-    """The matching features of views of one packed sample.
-
-    The views go through the model's data preprocessor (normalisation,
-    channel order), then ``model.backbone``; its last output is C5. A model
-    that matches on other features than raw C5 (``DenseCL`` pools them to the
-    neck's ``num_grid`` when set) says so with ``cell_features``, which is
-    applied.
-
-    Returns:
-        list[Tensor]: one ``(1, C, S_h, S_w)`` map per view.
-    """
-    from mmengine.dataset import pseudo_collate
-
-    from densecl_plugin.models.utils.feature_map import last_feature_map
-    data = model.data_preprocessor(pseudo_collate([packed]), False)
-    maps = []
-    for v in views:
-        x_b = last_feature_map(model.backbone(data['inputs'][v]),
-                               type(model).__name__)  # (1, C, H, W)
-        if hasattr(model, 'cell_features'):
-            x_b = model.cell_features(x_b)  # (1, C, S_h, S_w)
-        maps.append(x_b)
-    return maps
-
-
-#: one view's crop geometry: ``([x1, y1, x2, y2], flip)`` in loaded-image
-#: pixels (``docs/architecture.md``)
-ViewGeometry = Tuple[List[float], bool]
-
-
 class ImageViewMatches(NamedTuple):
     """What :func:`match_image_views` returns.
 
@@ -230,9 +184,10 @@ def match_image_views(model: nn.Module, source: Union[Config, Callable],
                       image: str, seed: int = 0) -> ImageViewMatches:
     """Two views of ``image``, their C5 cells matched and scored.
 
-    :func:`make_views` -> :func:`backbone_c5` (in eval mode: one image is a
-    batch of one for BatchNorm; the model's mode is restored after) ->
-    the views' recorded geometry -> :func:`match_views`.
+    :func:`make_views`, then
+    :func:`~densecl_plugin.models.utils.correspondence.match_packed_views`
+    (the C5 cells in eval mode, matched and scored against the views'
+    recorded geometry).
 
     Args:
         model (nn.Module): a DenseCL / MoCo v2 model (``backbone`` and
@@ -247,15 +202,10 @@ def match_image_views(model: nn.Module, source: Union[Config, Callable],
         geometry.
     """
     packed = make_views(source, image, seed)
-    was_training = model.training
-    model.eval()
-    try:
-        q_b, k_b = backbone_c5(model, packed)  # (1, C, S_h, S_w) each
-    finally:
-        model.train(was_training)
-    (q_bbox, q_flip), (k_bbox, k_flip) = (
-        views_geometry([packed['data_samples']], v) for v in (0, 1))
-    matches = match_views(q_b, k_b, q_bbox, q_flip, k_bbox, k_flip)
-    views = ((q_bbox[0].tolist(), bool(q_flip[0])),
-             (k_bbox[0].tolist(), bool(k_flip[0])))
+    matches, views = match_packed_views(model, packed)
     return ImageViewMatches(packed, matches, views)
+
+
+__all__ = ['ImageViewMatches', 'RANDOM_INIT', 'ViewGeometry', 'backbone_c5',
+           'build_model', 'load_backbone_checkpoint', 'load_config',
+           'make_views', 'match_image_views', 'quiet_init_weights', 'seeded']

@@ -2,10 +2,11 @@
 from .atomic_save_hook import AtomicSaveHook
 from .correspondence_hook import CorrespondenceHook
 from .densecl_hook import DenseCLHook
+from .health_hook import HealthHook
 from .non_finite_check_hook import NonFiniteCheckHook, NonFiniteLossError
 from .pretraining_sanity_hook import PretrainingSanityHook
 
 __all__ = [
-    'DenseCLHook', 'CorrespondenceHook', 'AtomicSaveHook',
+    'DenseCLHook', 'CorrespondenceHook', 'AtomicSaveHook', 'HealthHook',
     'NonFiniteCheckHook', 'NonFiniteLossError', 'PretrainingSanityHook'
 ]

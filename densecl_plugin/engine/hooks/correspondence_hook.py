@@ -1,13 +1,20 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """Watch DenseCL's dense correspondences improve during training."""
-from typing import Optional
+import os.path as osp
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.structures import BaseDataElement
+from mmengine.visualization import Visualizer
 
+from densecl_plugin.models.utils.correspondence import (DenseMatches,
+                                                        ViewGeometry,
+                                                        match_packed_views)
 from densecl_plugin.registry import HOOKS
 from densecl_plugin.utils.checks import check_int
+from densecl_plugin.utils.seeding import seeded
+from .model_contract import dense_model
 
 
 @HOOKS.register_module()
@@ -24,11 +31,19 @@ class CorrespondenceHook(Hook):
       vis backend (``TensorboardVisBackend``, ...). A model built with
       ``log_correspondence=True`` logs it on every iteration regardless.
     - Every ``draw_interval`` iterations, when ``image`` is given, the hook
-      draws the mutual best matches above ``threshold`` between two fixed
-      views of ``image`` (the train dataset's pipeline with seed ``seed``,
-      ``tools/analysis/visualize_correspondence.py``'s figure) and sends it to
-      the runner's visualizer as image ``correspondence``, with the argmax
-      accuracy of that pair as scalar ``corr_acc_fixed``. Only rank 0 draws.
+      matches the C5 cells of two fixed views of ``image`` (the train
+      dataset's pipeline with seed ``seed``;
+      :func:`~densecl_plugin.models.utils.correspondence.match_packed_views`)
+      and hands them to the runner's visualizer, MMEngine's way:
+      ``runner.visualizer.add_datasample('correspondence', views,
+      data_sample)`` with a data sample holding ``matches`` and the
+      metainfo ``views`` (each view's geometry), ``threshold`` and
+      ``title``. ``CorrespondenceVisualizer`` (``visualizer=dict(type=
+      'CorrespondenceVisualizer', vis_backends=[...])``) draws the mutual
+      best matches above ``threshold``
+      (``tools/analysis/visualize_correspondence.py``'s figure) as image
+      ``correspondence``; the hook logs the argmax accuracy of that pair as
+      scalar ``corr_acc_fixed``. Only rank 0 draws.
 
     Args:
         interval (int): Iterations between two ``corr_acc`` values.
@@ -60,22 +75,24 @@ class CorrespondenceHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        if not hasattr(model, 'log_correspondence'):
-            raise TypeError(f'CorrespondenceHook needs a model with a '
-                            f'`log_correspondence` switch (DenseCL), got '
-                            f'{type(model).__name__}')
-        return model
+        return dense_model(runner, 'CorrespondenceHook', 'log_correspondence')
 
     def before_train(self, runner) -> None:
-        """Remember whether the model logs on every iteration by itself."""
+        """Remember whether the model logs on every iteration by itself;
+        check the image and that the visualizer draws matches."""
         self._always = bool(self._model(runner).log_correspondence)
-        if self.image is not None:
-            import os.path as osp
-            if not osp.isfile(self.image):
-                raise FileNotFoundError(f'CorrespondenceHook: image '
-                                        f'{self.image!r} does not exist')
+        if self.image is None:
+            return
+        if not osp.isfile(self.image):
+            raise FileNotFoundError(f'CorrespondenceHook: image '
+                                    f'{self.image!r} does not exist')
+        visualizer = runner.visualizer
+        if type(visualizer).add_datasample is Visualizer.add_datasample:
+            raise TypeError(
+                f'CorrespondenceHook: image={self.image!r} needs a visualizer '
+                f'that draws the matches, got {type(visualizer).__name__} '
+                f"(which draws nothing); set visualizer=dict(type="
+                f"'CorrespondenceVisualizer', vis_backends=[...])")
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
@@ -92,9 +109,17 @@ class CorrespondenceHook(Hook):
         if (self.image is None or runner.rank != 0
                 or not self.every_n_train_iters(runner, self.draw_interval)):
             return
-        rgb, acc = self.draw(runner)
+        packed, matches, views = self.fixed_pair(runner)
         step = runner.iter + 1
-        runner.visualizer.add_image('correspondence', rgb, step=step)
+        sample = BaseDataElement(metainfo=dict(
+            views=views, threshold=self.threshold,
+            title=f'iter {step}: mutual matches with sim > '
+            f'{self.threshold:g} (red: wrong by geometry)'))
+        sample.set_field(matches, 'matches')
+        runner.visualizer.add_datasample('correspondence',
+                                         packed['inputs'][:2], sample,
+                                         step=step)
+        acc = float(matches.accuracy())
         if acc == acc:  # not NaN: the fixed views overlap
             runner.visualizer.add_scalar('corr_acc_fixed', acc, step=step)
 
@@ -110,24 +135,20 @@ class CorrespondenceHook(Hook):
         return dataset.pipeline
 
     @torch.no_grad()
-    def draw(self, runner):
-        """The matches figure of the fixed views and their argmax accuracy.
+    def fixed_pair(self, runner) -> Tuple[Dict[str, Any], DenseMatches,
+                                          Tuple[ViewGeometry, ViewGeometry]]:
+        """The fixed views of ``image`` and their matches.
+
+        The views come from the train pipeline seeded with ``seed`` (the
+        training's random streams are restored after); the model matches
+        them in eval mode (one image is a batch of one for BatchNorm) and
+        is returned to its mode.
 
         Returns:
-            tuple[np.ndarray, float]: RGB uint8 figure and accuracy (NaN when
-            the views do not overlap).
+            tuple: The packed views, their :class:`DenseMatches` and each
+            view's ``([x1, y1, x2, y2], flip)``.
         """
-        from densecl_plugin.apis.inference import match_image_views
-        from densecl_plugin.visualization import draw_matches, to_rgb_image
-
-        # eval mode inside: BN running statistics, one image is a batch of 1
-        packed, matches, (q_geom, k_geom) = match_image_views(
-            self._model(runner), self._pipeline(runner), self.image,
-            self.seed)
-        q_img, k_img = (to_rgb_image(v) for v in packed['inputs'][:2])
-        rgb = draw_matches(q_img, k_img, matches, q_geom, k_geom,
-                           self.threshold,
-                           title=f'iter {runner.iter + 1}: mutual matches '
-                           f'with sim > {self.threshold:g} (red: wrong by '
-                           'geometry)')
-        return rgb, float(matches.accuracy())
+        with seeded(self.seed):
+            packed = self._pipeline(runner)(dict(img_path=self.image))
+        matches, views = match_packed_views(self._model(runner), packed)
+        return packed, matches, views

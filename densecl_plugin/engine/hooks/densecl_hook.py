@@ -3,10 +3,10 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
 from densecl_plugin.utils.checks import check_int
+from .model_contract import dense_model
 
 
 @HOOKS.register_module()
@@ -45,13 +45,7 @@ class DenseCLHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = runner.model
-        if is_model_wrapper(model):
-            model = model.module
-        if not hasattr(model, 'loss_lambda'):
-            raise TypeError(f'DenseCLHook needs a model with a `loss_lambda` '
-                            f'attribute (DenseCL), got {type(model).__name__}')
-        return model
+        return dense_model(runner, 'DenseCLHook', 'loss_lambda')
 
     def before_train(self, runner) -> None:
         """Remember the configured weight (once per hook)."""

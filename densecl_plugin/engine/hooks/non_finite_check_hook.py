@@ -4,10 +4,10 @@ from typing import Dict, Iterable, List, Optional
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
 from densecl_plugin.utils.checks import check_int
+from .model_contract import unwrapped_model
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -69,11 +69,6 @@ class NonFiniteCheckHook(Hook):
         self.check_params = check_params
 
     @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
-    @staticmethod
     def _lr(runner) -> str:
         try:
             lrs = runner.optim_wrapper.get_lr()
@@ -127,7 +122,7 @@ class NonFiniteCheckHook(Hook):
             self._fail(runner, f'non-finite loss term(s) {bad}', outputs)
         if self.check_params and self.every_n_train_iters(
                 runner, self.interval):
-            model = self._model(runner)
+            model = unwrapped_model(runner)
             tensors = list(model.parameters()) + list(model.buffers())
             if not _all_finite(tensors):
                 named = list(model.named_parameters()) + list(

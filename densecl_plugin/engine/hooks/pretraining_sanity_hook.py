@@ -8,10 +8,11 @@ import torch
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from densecl_plugin.registry import HOOKS
 from densecl_plugin.utils.config_search import crop_size
+from .densecl_hook import DenseCLHook
+from .model_contract import contrast_model
 
 #: MoCo v2 / DenseCL: SGD lr 0.03 for a total batch of 256
 LR_PER_256 = 0.03
@@ -61,8 +62,7 @@ class PretrainingSanityHook(Hook):
       largest power of two ``<= n / 4`` (about 3 %);
     * **one process without split BN**: in one process shuffle-BN does
       nothing, so query and key share the batch statistics (MoCo's
-      "cheating" through BN); the key is ``model.split_bn_groups``
-      (read as ``getattr(model, 'split_bn_groups', 1)``);
+      "cheating" through BN); the key is ``model.split_bn_groups``;
     * **DenseCL dense grid below** ``min_grid`` (5x5): measured by one
       ``no_grad`` forward of the backbone on a zero image of the
       pipeline's crop size;
@@ -125,9 +125,8 @@ class PretrainingSanityHook(Hook):
 
     def before_train(self, runner) -> None:
         """Run the checks once."""
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
-        if not hasattr(model, 'queue_names'):
+        model = contrast_model(runner)
+        if model is None:
             return  # not a momentum-contrast pre-training model
         world = get_world_size()
         dl = runner.train_dataloader
@@ -137,7 +136,7 @@ class PretrainingSanityHook(Hook):
             n = len(dl.dataset)
         except TypeError:
             n = None
-        K = int(getattr(model, 'K', 0))
+        K = model.queue_len
         name = type(model).__name__
 
         if n is not None and n < self.min_batches * total:
@@ -163,7 +162,7 @@ class PretrainingSanityHook(Hook):
                 f'(the mean count is {K / n:.2f}). Suggested: '
                 f'model.queue_len={sug} '
                 f'({100 * own_key_share(sug, n):.0f}%).')
-        groups = getattr(model, 'split_bn_groups', 1) or 1
+        groups = model.split_bn_groups
         if world == 1 and groups <= 1:
             sug = next((g for g in (8, 4, 2) if B % g == 0 and B // g >= 2),
                        None)
@@ -174,7 +173,7 @@ class PretrainingSanityHook(Hook):
                 + (f'Suggested: model.split_bn_groups={sug}.' if sug else
                    'Use a batch of at least 4 with model.split_bn_groups=2, '
                    'or several processes.'))
-        if hasattr(model, 'loss_lambda'):
+        if model.is_dense:
             size = self._crop_size(runner)
             grid = self._grid(model, size) if size else None
             if grid is not None and grid < self.min_grid:
@@ -186,7 +185,7 @@ class PretrainingSanityHook(Hook):
                     f'Suggested: a crop size of at least '
                     f'{self.min_grid * stride} px (the RandomResizedCrop '
                     f'size in train_dataloader.dataset.pipeline).')
-            has_warmup = any(type(h).__name__ == 'DenseCLHook'
+            has_warmup = any(isinstance(h, DenseCLHook)
                              for h in runner.hooks)
             if not has_warmup and float(model.loss_lambda) > 0:
                 sug = max(1, int(getattr(runner, 'max_iters', 0) or 0) // 10)

@@ -6,19 +6,16 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine import dist
-from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from densecl_plugin.registry import MODELS
 from densecl_plugin.utils.checks import check_bool, check_int
-from ..utils.dist import (batch_shuffle_ddp, batch_unshuffle_ddp,
-                          concat_all_gather)
-from ..utils.health import health_metrics, own_key_share
-from ..utils.momentum_encoder import MomentumEncoder
-from ..utils.profiling import region
-from ..utils.queue import enqueue_
+from ..utils.health import health_metrics, own_in_queue_share
+from ..utils.key_encoder import (MomentumEncoder, batch_shuffle_ddp,
+                                 batch_unshuffle_ddp, concat_all_gather,
+                                 enqueue_)
 from ..utils.split_bn import split_batchnorm
 
 #: the default backbone of both algorithms: ResNet-50 C5 with plain BN that
@@ -85,9 +82,9 @@ class BaseMomentumContrast(BaseModel):
     """Query encoder, momentum key encoder, queues and shuffle-BN key forward.
 
     Subclasses set :attr:`DEFAULT_NECK` and :attr:`QUEUES` and define
-    :meth:`loss`, :meth:`predict` and :meth:`_encode_key` (what the key
-    encoder computes on the shuffled batch); everything a momentum-contrast
-    method shares lives here once:
+    :meth:`encode` (one encoder on a view: what the query and the key
+    encoder compute), :meth:`loss` and :meth:`predict`; everything a
+    momentum-contrast method shares lives here once:
 
     - the constructor arguments and their defaults (the paper's: ResNet-50
       C5, ``K = 65536``, ``D = 128``, ``m = 0.999``, ``T = 0.2``);
@@ -98,8 +95,27 @@ class BaseMomentumContrast(BaseModel):
       K)``, L2-normalised random init, and ``<name>_ptr``), filled by
       :meth:`_dequeue_and_enqueue` with the keys of *all* ranks (one
       all-gather for all queues);
-    - :meth:`_key_forward`: momentum update, batch shuffle across ranks, key
-      forward, unshuffle (one all-gather for all outputs).
+    - :meth:`key_forward`, the key path of one step (MoCo's ``no_grad``
+      block): momentum update, batch shuffle across ranks, :meth:`encode`
+      with the key encoder, unshuffle (one all-gather for all outputs);
+    - :meth:`diagnostics`: the health metrics on the iterations they are
+      due.
+
+    **The contract with the engine.** The hooks of
+    :mod:`densecl_plugin.engine.hooks` read and set only these attributes
+    (on the model unwrapped from DDP):
+
+    - :attr:`queue_len` (int, read): ``K``, the config's
+      ``model.queue_len``;
+    - :attr:`is_dense` (bool, read): whether the loss has a dense term
+      (DenseCL); :attr:`loss_lambda` (float, read and set): its weight,
+      0. where there is none (``DenseCLHook`` sets it per iteration);
+      ``log_correspondence`` (bool, set; dense models only): also return
+      ``corr_acc`` (``CorrespondenceHook``);
+    - :attr:`health_interval` (int, read) and :attr:`health_due` (bool or
+      None, set): ``HealthHook`` sets ``health_due`` before every training
+      iteration from the runner's iteration; None (no hook, e.g. a model
+      stepped by hand) lets the model count its own training steps.
 
     Args:
         backbone (dict, optional): Backbone config; its last output must be
@@ -144,8 +160,8 @@ class BaseMomentumContrast(BaseModel):
             of both encoders normalises G contiguous groups of the batch
             separately, and the key batch is permuted across the groups
             before the key encoder (the shuffle of
-            :func:`..utils.dist.batch_shuffle_ddp`), so one process computes
-            what G ranks with shuffle BN compute (MoCo's one-GPU
+            :func:`..utils.key_encoder.batch_shuffle_ddp`), so one process
+            computes what G ranks with shuffle BN compute (MoCo's one-GPU
             ``SplitBatchNorm``). The batch must be divisible by G. Running
             statistics: the mean of the G groups' updates (see
             :mod:`..utils.split_bn`). No module is replaced: ``state_dict``
@@ -165,9 +181,10 @@ class BaseMomentumContrast(BaseModel):
             TensorBoard) without adding them to the loss. They are computed
             on the iterations ``i`` with ``(i + 1) % health_interval == 0``
             (the ones MMEngine's ``LoggerHook`` logs when its interval is a
-            multiple), ``i`` from the runner's ``MessageHub`` (``'iter'``),
-            else the number of training steps of this model; the other
-            iterations compute nothing. 0 is off. Defaults to 10.
+            multiple): ``HealthHook`` says which (:attr:`health_due`, from
+            ``runner.iter``); without it, ``i`` counts this model's
+            training steps. The other iterations compute nothing. 0 is off.
+            Defaults to 10.
 
     Raises:
         ValueError: on a non-positive ``queue_len``/``feat_dim``, a neck
@@ -181,6 +198,10 @@ class BaseMomentumContrast(BaseModel):
     DEFAULT_NECK: Optional[dict] = None
     #: the queues ``(D, K)`` that ``__init__`` registers, in this order
     QUEUES: Tuple[str, ...] = ()
+    #: whether the loss has a dense term (the engine contract)
+    is_dense: bool = False
+    #: the weight of the dense term; 0. without one (the engine contract)
+    loss_lambda: float = 0.
 
     def __init__(self,
                  backbone: Optional[dict] = None,
@@ -226,7 +247,10 @@ class BaseMomentumContrast(BaseModel):
         self.split_bn_groups = split_bn_groups
         check_int(name, 'health_interval', health_interval, 0, ' (0 = off)')
         self.health_interval = health_interval
-        self._health_steps = 0  # training steps seen (no runner's 'iter')
+        #: whether this training iteration computes the health metrics, set
+        #: by ``HealthHook``; None: count this model's own training steps
+        self.health_due: Optional[bool] = None
+        self._health_steps = 0  # training steps seen (without HealthHook)
         self.K = queue_len
         self.D = feat_dim
         self.encoder_k = MomentumEncoder(
@@ -246,6 +270,12 @@ class BaseMomentumContrast(BaseModel):
                              torch.zeros(1, dtype=torch.long),
                              persistent=False)
         self._batch_idx: Optional[Tensor] = None  # N, set by forward
+
+    @property
+    def queue_len(self) -> int:
+        """``K``, the length of every queue (the config's
+        ``model.queue_len``)."""
+        return self.K
 
     def _check_batchnorms(self, allow_frozen_bn: bool) -> None:
         """Refuse a backbone whose BN layers would not train (see the
@@ -320,17 +350,16 @@ class BaseMomentumContrast(BaseModel):
             idx = concat_all_gather(self._batch_idx.to(packed.device))
             enqueue_(self.queue_idx, self.queue_idx_ptr, idx[:, None])
 
-    @torch.no_grad()
     def _health_due(self) -> bool:
         """Whether this training step logs the health metrics (see the
-        class's ``health_interval``); call it once per step."""
+        class's ``health_interval`` and :attr:`health_due`); call it once
+        per step."""
         if not self.health_interval or not self.training:
             return False
-        it = MessageHub.get_current_instance().get_info('iter')
-        if it is None:
-            it = self._health_steps
+        if self.health_due is not None:  # set by HealthHook
+            return self.health_due
         self._health_steps += 1
-        return (int(it) + 1) % self.health_interval == 0
+        return self._health_steps % self.health_interval == 0
 
     @torch.no_grad()
     def _health(self, q: Tensor, k: Tensor,
@@ -350,36 +379,39 @@ class BaseMomentumContrast(BaseModel):
         out = health_metrics(q.detach(), k, getattr(self, queue_name),
                              num_real)
         if self._batch_idx is not None:
-            out['health_own_in_queue'] = own_key_share(
+            out['health_own_in_queue'] = own_in_queue_share(
                 self._batch_idx.to(q.device), self.queue_idx[0])
         return out
 
-    def _key_forward(self, im_k: Tensor) -> List[Tensor]:
-        """Momentum-update the key encoder and encode ``im_k`` with shuffle BN.
+    @torch.no_grad()
+    def diagnostics(self, q: Tensor, k: Tensor) -> dict:
+        """What the step logs besides its losses: the health metrics of
+        ``q``, ``k`` ``(N, D)`` and ``queue`` on the iterations they are due
+        (call before the enqueue), else nothing."""
+        return self._health(q, k) if self._health_due() else {}
+
+    def encode(self, backbone: nn.Module, neck: nn.Module,
+               im: Tensor) -> Tuple[Tensor, ...]:
+        """One encoder (``backbone``, ``neck``) on a view ``im`` ``(N, 3, H,
+        W)``: the query encoder in :meth:`loss`, the key encoder in
+        :meth:`key_forward`; each output of shape ``(N, ...)``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def key_forward(self, im_k: Tensor) -> List[Tensor]:
+        """The key path of a step, without gradient: momentum update,
+        shuffle BN, the key encoder's :meth:`encode`, unshuffle.
 
         Args:
             im_k (Tensor): Key view, shape ``(N, 3, H, W)``.
 
         Returns:
-            list[Tensor]: :meth:`_encode_key`'s outputs in the order of
-            ``im_k``.
+            list[Tensor]: :meth:`encode`'s outputs in the order of ``im_k``.
         """
-        with region('key_forward'):
-            return self._shuffled_key_forward(im_k)
-
-    def _shuffled_key_forward(self, im_k: Tensor) -> List[Tensor]:
-        """:meth:`_key_forward` without its profiler region."""
-        with region('momentum_update'):
-            self.encoder_k.update(nn.Sequential(self.backbone, self.neck))
-        with region('shuffle'):
-            im_k, idx_unshuffle = batch_shuffle_ddp(im_k)  # Nx3xHxW
-        outs = self._encode_key(im_k)
-        with region('unshuffle'):
-            return batch_unshuffle_ddp(outs, idx_unshuffle)
-
-    def _encode_key(self, im_k: Tensor) -> Sequence[Tensor]:
-        """What the key encoder computes; each output of shape ``(N, ...)``."""
-        raise NotImplementedError
+        self.encoder_k.update(nn.Sequential(self.backbone, self.neck))
+        im_k, idx_unshuffle = batch_shuffle_ddp(im_k)  # Nx3xHxW, shuffled
+        outs = self.encode(*self.encoder_k.module, im_k)  # each Nx...
+        return batch_unshuffle_ddp(outs, idx_unshuffle)
 
     @staticmethod
     def _views(inputs: Sequence[Tensor], who: str) -> List[Tensor]:

@@ -4,7 +4,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from densecl_plugin.registry import MODELS
 from densecl_plugin.utils.checks import check_bool
@@ -12,29 +12,12 @@ from ..utils.correspondence import (correspondence_accuracy,
                                     geometric_correspondence_from_samples,
                                     mutual_best_matches)
 from ..utils.feature_map import last_feature_map
-from ..utils.profiling import region
 from .base import BaseMomentumContrast
 
 #: a matching mode: ``(q_b, k_b, data_samples) -> (ind, valid)`` with the
 #: contract of :meth:`DenseCL._match`
 Matcher = Callable[[Tensor, Tensor, Optional[list]],
                    Tuple[Tensor, Optional[Tensor]]]
-
-
-def _neck_cells(neck, feats: tuple, query: bool) -> Tuple[Tensor, ...]:
-    """The neck's outputs with the dense branch as cells ``(N, S^2, D)``.
-
-    :class:`DenseCLNeck` gives them directly (``forward_query`` without the
-    pooled ``q2`` that the query side does not use, ``forward_cells``); any
-    other neck returning ``(q, q_grid (N, D, S^2), q2)`` is transposed.
-    """
-    method = getattr(neck, 'forward_query' if query else 'forward_cells',
-                     None)
-    if method is not None:
-        return method(feats)
-    q, q_grid, q2 = neck(feats)
-    q_grid = q_grid.transpose(1, 2)  # NxS^2xD
-    return (q, q_grid) if query else (q, q_grid, q2)
 
 
 def _cell_similarity(q_b: Tensor, k_b: Tensor) -> Tensor:
@@ -111,7 +94,7 @@ class DenseCL(BaseMomentumContrast):
     "Dense Contrastive Learning for Self-Supervised Visual Pre-Training"
     (Wang et al., CVPR 2021, https://arxiv.org/abs/2011.09157); algorithm as
     in the authors' code (WXinlong/DenseCL), with ``num_grid`` working (the
-    matching features are pooled to the neck's grid) and no unused work.
+    matching features are pooled to the neck's grid).
     ``docs/densecl_in_plain_torch.md`` writes the same loss as one short
     plain-torch function (a test checks that it equals :meth:`loss`); read
     it first.
@@ -128,6 +111,9 @@ class DenseCL(BaseMomentumContrast):
       keys, pooled before L2 normalisation);
     - losses ``loss_single = (1 - lambda) * CE_single``, ``loss_dense =
       lambda * CE_dense``; both queues are filled with the keys of all ranks.
+
+    The neck is called through one interface, ``neck.forward_cells(x) ->
+    (global (N, D), cells (N, S^2, D))`` (see :class:`DenseCLNeck`).
 
     Matching modes (``matching``, the keys of :attr:`MATCHING_MODES`):
     ``'feature'`` (the paper: argmax cosine similarity of C5 features),
@@ -171,11 +157,13 @@ class DenseCL(BaseMomentumContrast):
             ``matching`` (the message lists the valid modes), a non-bool
             ``log_correspondence``, or any error of
             :class:`BaseMomentumContrast`.
+        TypeError: on a neck without ``forward_cells``.
     """
 
     DEFAULT_NECK = dict(type='DenseCLNeck', in_channels=2048,
                         hid_channels=2048, num_grid=None)
     QUEUES = ('queue', 'queue2')  # DxK image-level keys k, pooled dense k2
+    is_dense = True
     #: matching mode name -> the function that matches query to key cells
     MATCHING_MODES: Dict[str, Matcher] = {
         'feature': _feature_matches,
@@ -201,6 +189,11 @@ class DenseCL(BaseMomentumContrast):
         self.loss_lambda = float(loss_lambda)
         self.matching = matching
         self.log_correspondence = log_correspondence
+        if not callable(getattr(self.neck, 'forward_cells', None)):
+            raise TypeError(
+                f'DenseCL: the neck {type(self.neck).__name__} has no '
+                f'forward_cells(x) -> (global (N, D), cells (N, S^2, D)); '
+                f'use DenseCLNeck or a neck with that method')
         self.num_grid: Optional[int] = getattr(self.neck, 'num_grid', None)
 
     def cell_features(self, x_b: Tensor) -> Tensor:
@@ -211,7 +204,7 @@ class DenseCL(BaseMomentumContrast):
         branch) and L2-normalised per cell; the dot product of two cells is
         their cosine similarity. Used for the query and key views in
         :meth:`loss`, returned by :meth:`predict` and drawn by
-        :mod:`densecl_plugin.visualization.visualize_correspondence`.
+        :mod:`densecl_lab.analysis.visualize_correspondence`.
 
         Args:
             x_b (Tensor): Backbone map, shape ``(N, C, H, W)``.
@@ -224,28 +217,30 @@ class DenseCL(BaseMomentumContrast):
             x_b = F.adaptive_avg_pool2d(x_b, self.num_grid)  # NxCxSxS
         return F.normalize(x_b, dim=1)  # NxCxS_hxS_w
 
-    def _encode_key(self, im_k: Tensor) -> Tuple[Tensor, ...]:
-        """Key encoder on the (shuffled) key view.
+    def encode(self, backbone: nn.Module, neck: nn.Module,
+               im: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One encoder on a view: the query's in :meth:`loss`, the key
+        encoder's in :meth:`key_forward`.
+
+        Args:
+            backbone (nn.Module): The encoder's backbone.
+            neck (nn.Module): Its neck (``forward_cells``).
+            im (Tensor): The view, ``(N, 3, H, W)``.
 
         Returns:
-            tuple[Tensor, ...]: ``k`` ``(N, D)``, ``k_grid`` ``(N, S^2,
-            D)`` (cells x dims, contiguous), ``k2`` ``(N, D)`` (all
-            L2-normalised along D) and the matching features ``k_b`` ``(N,
-            C, S_h, S_w)``.
+            tuple[Tensor, ...]: ``q`` ``(N, D)``, ``q_grid`` ``(N, S^2, D)``
+            (cells x dims, contiguous), ``q2`` ``(N, D)`` (``q_grid``
+            averaged over the cells *before* the normalisation), all three
+            L2-normalised along D, and the matching features ``q_b`` ``(N,
+            C, S_h, S_w)`` (:meth:`cell_features`, no gradient).
         """
-        backbone_k, neck_k = self.encoder_k.module
-        with region('key_backbone'):
-            k_b = last_feature_map(backbone_k(im_k), 'DenseCL')  # NxCxHxW
-        with region('key_neck'):
-            # NxD, NxS^2xD, NxD
-            k, k_grid, k2 = _neck_cells(neck_k, (k_b, ), query=False)
-        with region('normalize'):
-            k = F.normalize(k, dim=1)  # NxD
-            k_grid = F.normalize(k_grid, dim=2)  # NxS^2xD
-            k2 = F.normalize(k2, dim=1)  # NxD: pooled first, then normalised
-        with region('cell_features'):
-            k_b = self.cell_features(k_b)  # NxCxS_hxS_w
-        return k, k_grid, k2, k_b
+        x_b = last_feature_map(backbone(im), 'DenseCL')  # NxCxHxW
+        x, x_grid = neck.forward_cells(x_b)  # NxD, NxS^2xD
+        x2 = x_grid.mean(dim=1)  # NxD: the cells pooled, then normalised
+        with torch.no_grad():
+            x_b = self.cell_features(x_b.detach())  # NxCxS_hxS_w
+        return (F.normalize(x, dim=1), F.normalize(x_grid, dim=2),
+                F.normalize(x2, dim=1), x_b)
 
     def _match(self, q_b: Tensor, k_b: Tensor, data_samples: Optional[list]
                ) -> Tuple[Tensor, Optional[Tensor]]:
@@ -269,6 +264,49 @@ class DenseCL(BaseMomentumContrast):
             q_b = q_b.detach().float()  # NxCxS_hxS_w
             k_b = k_b.float()  # NxCxS_hxS_w
             return matcher(q_b, k_b, data_samples)  # NxS^2, NxS^2 | None
+
+    @staticmethod
+    def _gather(k_grid: Tensor, ind: Tensor) -> Tensor:
+        """The matched key cell of every query cell: ``k_grid[n, ind[n,
+        s]]`` for all ``n, s``, as one ``index_select`` of the flat cells
+        (rows of D contiguous values).
+
+        Args:
+            k_grid (Tensor): Key cells ``(N, S^2, D)``.
+            ind (Tensor): Long ``(N, S^2)`` of :meth:`_match`.
+
+        Returns:
+            Tensor: ``(N * S^2, D)``, query cells in row-major order.
+        """
+        N, S2, D = k_grid.shape
+        offset = torch.arange(0, N * S2, S2, device=ind.device)  # N
+        return k_grid.reshape(N * S2, D).index_select(
+            0, (ind + offset[:, None]).reshape(-1))  # (N*S^2)xD
+
+    @torch.no_grad()
+    def diagnostics(self, q: Tensor, k: Tensor, loss_single: Tensor,
+                    loss_dense: Tensor, q_b: Tensor, k_b: Tensor,
+                    ind: Tensor, data_samples: Optional[list]) -> dict:
+        """What the step logs besides its losses (call before the enqueue).
+
+        On health iterations the ``health_*`` metrics of
+        :meth:`BaseMomentumContrast.diagnostics` with
+        ``health_single_infonce`` and ``health_dense_infonce``, the two
+        InfoNCEs before the lambda weighting (so a lambda of 0, the
+        warm-up, still shows them); with ``log_correspondence``,
+        ``corr_acc`` (:meth:`_correspondence_accuracy`, absent when no query
+        cell of the batch lies in its key view).
+        """
+        out = super().diagnostics(q, k)
+        if out:
+            out['health_single_infonce'] = loss_single.detach()
+            out['health_dense_infonce'] = loss_dense.detach()
+        if self.log_correspondence:
+            corr_acc = self._correspondence_accuracy(q_b, k_b, ind,
+                                                     data_samples)
+            if corr_acc is not None:
+                out['corr_acc'] = corr_acc
+        return out
 
     @torch.no_grad()
     def _correspondence_accuracy(self, q_b: Tensor, k_b: Tensor, ind: Tensor,
@@ -323,54 +361,31 @@ class DenseCL(BaseMomentumContrast):
             weighting.
         """
         im_q, im_k = self._views(inputs, 'DenseCL')[:2]  # Nx3xHxW each
-        with region('query_backbone'):
-            q_b = last_feature_map(self.backbone(im_q), 'DenseCL')  # NxCxHxW
-        with region('query_neck'):
-            # NxD, NxS^2xD (cells x dims, contiguous); q2 is not needed
-            q, q_grid = _neck_cells(self.neck, (q_b, ), query=True)
-        with region('normalize'):
-            q = F.normalize(q, dim=1)  # NxD
-            q_grid = F.normalize(q_grid, dim=2)  # NxS^2xD
-        with region('cell_features'), torch.no_grad():
-            q_b = self.cell_features(q_b.detach())  # NxCxS_hxS_w
+        # query encoder: q NxD, q_grid NxS^2xD (one embedding per cell) and
+        # q_b NxCxS_hxS_w (the cells' backbone features, matched on)
+        q, q_grid, _, q_b = self.encode(self.backbone, self.neck, im_q)
+        # key encoder, no gradient (momentum update, shuffle BN): the same
+        # shapes, and k2 NxD (k_grid pooled), which queue2 stores
+        k, k_grid, k2, k_b = self.key_forward(im_k)
 
-        # NxD, NxS^2xD, NxD, NxCxS_hxS_w
-        k, k_grid, k2, k_b = self._key_forward(im_k)
+        # global InfoNCE: the key of the same image is the positive
+        loss_single = self.head.loss_queue(q, k, self.queue)  # scalar
 
-        with region('single_infonce'):
-            loss_single = self.head.loss_queue(q, k, self.queue)
+        # matching: each query cell -> the key cell of the most similar
+        # backbone feature (valid: the query cells that enter the loss)
+        ind, valid = self._match(q_b, k_b, data_samples)  # NxS^2 each
+        k_pos = self._gather(k_grid, ind)  # (N*S^2)xD: matched key cells
+        # dense InfoNCE: the matched key cell is each query cell's positive
+        loss_dense = self.head.loss_queue(  # scalar
+            q_grid.reshape(-1, self.D), k_pos, self.queue2,  # (N*S^2)xD
+            None if valid is None else valid.reshape(-1))  # N*S^2
 
-        with region('matching'):
-            ind, valid = self._match(q_b, k_b, data_samples)  # NxS^2 x2
-        with region('gather'):
-            # (N*S^2)xD: the matched key cell of every query cell, one
-            # index_select of the flat cells (rows of D contiguous values)
-            N, S2 = ind.shape
-            offset = torch.arange(0, N * S2, S2, device=ind.device)  # N
-            k_dense = k_grid.reshape(N * S2, self.D).index_select(
-                0, (ind + offset[:, None]).reshape(-1))
-            q_dense = q_grid.reshape(N * S2, self.D)  # a view
-        with region('dense_infonce'):
-            loss_dense = self.head.loss_queue(
-                q_dense, k_dense, self.queue2,
-                None if valid is None else valid.reshape(-1))
-
-        health = {}
-        if self._health_due():  # before the enqueue
-            health = self._health(q, k)
-            # unweighted, so a lambda of 0 (warm-up) still shows them
-            health['health_single_infonce'] = loss_single.detach()
-            health['health_dense_infonce'] = loss_dense.detach()
-        with region('enqueue'):
-            self._dequeue_and_enqueue(queue=k, queue2=k2)
         lam = self.loss_lambda
         losses = dict(loss_single=loss_single * (1 - lam),
-                      loss_dense=loss_dense * lam, **health)
-        if self.log_correspondence:
-            corr_acc = self._correspondence_accuracy(q_b, k_b, ind,
-                                                     data_samples)
-            if corr_acc is not None:
-                losses['corr_acc'] = corr_acc
+                      loss_dense=loss_dense * lam)
+        losses.update(self.diagnostics(  # before the enqueue
+            q, k, loss_single, loss_dense, q_b, k_b, ind, data_samples))
+        self._dequeue_and_enqueue(queue=k, queue2=k2)  # keys of all ranks
         return losses
 
     def predict(self, inputs: Union[Tensor, Sequence[Tensor]],

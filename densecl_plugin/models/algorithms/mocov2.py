@@ -3,10 +3,9 @@
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from densecl_plugin.registry import MODELS
-from ..utils.profiling import region
 from .base import BaseMomentumContrast
 
 
@@ -40,15 +39,11 @@ class MoCoV2(BaseMomentumContrast):
                         hid_channels=2048)
     QUEUES = ('queue', )  # DxK keys k
 
-    def _encode_key(self, im_k: Tensor) -> Tuple[Tensor]:
-        """The normalised key ``k`` ``(N, D)`` of the (shuffled) key view."""
-        backbone_k, neck_k = self.encoder_k.module
-        with region('key_backbone'):
-            k_b = backbone_k(im_k)
-        with region('key_neck'):
-            k = neck_k(k_b)[0]  # NxD
-        with region('normalize'):
-            return (F.normalize(k, dim=1), )  # NxD
+    def encode(self, backbone: nn.Module, neck: nn.Module,
+               im: Tensor) -> Tuple[Tensor]:
+        """The L2-normalised embedding ``(N, D)`` of the view ``im`` by one
+        encoder (the query's or the key encoder's)."""
+        return (F.normalize(neck(backbone(im))[0], dim=1), )  # NxD
 
     def loss(self, inputs: List[Tensor],
              data_samples: Optional[list] = None) -> dict:
@@ -64,20 +59,11 @@ class MoCoV2(BaseMomentumContrast):
             ``health_*`` metrics (see ``health_interval``).
         """
         im_q, im_k = self._views(inputs, 'MoCoV2')[:2]  # Nx3xHxW each
-        with region('query_backbone'):
-            q_b = self.backbone(im_q)
-        with region('query_neck'):
-            q = self.neck(q_b)[0]  # NxD
-        with region('normalize'):
-            q = F.normalize(q, dim=1)  # NxD
-        k, = self._key_forward(im_k)  # NxD
-        with region('single_infonce'):
-            loss = self.head.loss_queue(q, k, self.queue)
-        losses = dict(loss=loss)
-        if self._health_due():
-            losses.update(self._health(q, k))  # before the enqueue
-        with region('enqueue'):
-            self._dequeue_and_enqueue(queue=k)
+        q, = self.encode(self.backbone, self.neck, im_q)  # NxD: queries
+        k, = self.key_forward(im_k)  # NxD: keys, no gradient
+        loss = self.head.loss_queue(q, k, self.queue)  # InfoNCE, scalar
+        losses = dict(loss=loss, **self.diagnostics(q, k))  # before enqueue
+        self._dequeue_and_enqueue(queue=k)
         return losses
 
     def predict(self, inputs: Union[Tensor, Sequence[Tensor]],

@@ -17,7 +17,7 @@ class ContrastiveHead(BaseModule):
     and a queue ``(q, k, queue)``; it never materialises the ``(M, 1 + K)``
     logits (see :func:`~densecl_plugin.models.losses.queue_infonce_loss`,
     the functional form, which the benchmarks in
-    :mod:`densecl_plugin.benchmarks` also time). DenseCL and MoCo v2 call
+    :mod:`densecl_lab.benchmarks` also time). DenseCL and MoCo v2 call
     it. mmpretrain's logits entry ``loss(pos, neg)`` is not provided:
     nothing here computes the logits.
 

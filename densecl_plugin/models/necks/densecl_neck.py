@@ -1,16 +1,16 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""The two-branch projection neck of DenseCL."""
+"""The two-branch projection neck of DenseCL, and the global branch it
+shares with MoCo v2's neck."""
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from densecl_plugin.registry import MODELS
 from ..utils.feature_map import last_feature_map
-from ..utils.profiling import region
-from .global_mlp_neck import GlobalMLPNeck
 
 #: cells per copied block when the backward of :class:`_CellMLP` reads the
 #: backbone map as cells (8 images of 7 x 7 cells: a 3.2 MiB block at C=2048)
@@ -103,6 +103,49 @@ class _CellMLP(torch.autograd.Function):
         return gx, gw1, gb1, gw2, gb2
 
 
+class GlobalMLPNeck(BaseModule):
+    """``avgpool -> Linear -> ReLU -> Linear``, no BN: the global branch.
+
+    The base of :class:`DenseCLNeck` (this branch plus the dense one) and
+    :class:`MoCoV2Neck` (this branch alone), kept here with DenseCL's neck
+    so that a DenseCL step reads one neck file. Not registered: it only
+    holds the branch once. Its submodules are attributes of the
+    neck itself, so the checkpoint keys stay mmpretrain 1.2's and the
+    authors' (``mlp.0.*``, ``mlp.2.*``).
+
+    Args:
+        in_channels (int): Channels of the backbone map (2048 for ResNet-50).
+        hid_channels (int): Hidden channels.
+        out_channels (int): Output dimension ``D``.
+        init_cfg (dict, optional): Initialization config. Defaults to None
+            (PyTorch's default init, as mmpretrain).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 hid_channels: int,
+                 out_channels: int,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(in_channels, hid_channels), nn.ReLU(inplace=True),
+            nn.Linear(hid_channels, out_channels))
+
+    def global_embedding(self, x: Tensor) -> Tensor:
+        """The unnormalised global embedding of a backbone map.
+
+        Args:
+            x (Tensor): Backbone map, shape ``(N, C, H, W)``.
+
+        Returns:
+            Tensor: Shape ``(N, D)``.
+        """
+        return self.mlp(self.avgpool(x).flatten(1))  # NxD
+
+
 @MODELS.register_module()
 class DenseCLNeck(GlobalMLPNeck):
     """DenseCL neck: a global MLP and a dense 1x1-conv MLP, no BN.
@@ -118,6 +161,11 @@ class DenseCLNeck(GlobalMLPNeck):
       ``Conv1x1 -> ReLU -> Conv1x1`` on every grid cell; ``avgpool2`` of its
       output is the image-level dense vector that DenseCL's second queue
       stores (pooled *before* any L2 normalisation).
+
+    :meth:`forward` returns the three outputs in mmpretrain's layout;
+    :meth:`forward_cells` is the one interface :class:`DenseCL` calls (the
+    global embedding and the dense branch as cells x dims), so any neck with
+    a ``forward_cells`` of that contract works with DenseCL.
 
     Args:
         in_channels (int): Channels of the backbone map (2048 for ResNet-50).
@@ -154,7 +202,7 @@ class DenseCLNeck(GlobalMLPNeck):
 
     def forward(self, x: Union[Tensor, Sequence[Tensor]]
                 ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Project the last backbone map.
+        """Project the last backbone map (mmpretrain's outputs).
 
         Args:
             x (Tensor | Sequence[Tensor]): Backbone output; its last map,
@@ -166,32 +214,23 @@ class DenseCLNeck(GlobalMLPNeck):
             or ``H = W``) and ``avgpooled_x2`` ``(N, D)`` (the dense branch
             averaged over the grid). None of them is normalised.
         """
-        avgpooled_x, x, avgpooled_x2 = self.forward_cells(x)
-        return avgpooled_x, x.transpose(1, 2), avgpooled_x2  # a view
+        avgpooled_x, x = self.forward_cells(x)  # NxD, NxS^2xD
+        return avgpooled_x, x.transpose(1, 2), x.mean(dim=1)  # a view, NxD
 
     def forward_cells(self, x: Union[Tensor, Sequence[Tensor]]
-                      ) -> Tuple[Tensor, Tensor, Tensor]:
-        """:meth:`forward` with the dense branch as cells x dims.
-
-        Returns:
-            tuple[Tensor, Tensor, Tensor]: ``avgpooled_x`` ``(N, D)``, the
-            dense branch ``(N, S^2, D)`` (contiguous: what DenseCL's loss
-            reads, one row of D values per cell; :meth:`forward` returns its
-            transpose, a view) and ``avgpooled_x2`` ``(N, D)``.
-        """
-        avgpooled_x, x = self.forward_query(x)  # NxD, NxS^2xD
-        with region('neck.dense_pool'):
-            avgpooled_x2 = x.mean(dim=1)  # NxD: avgpool2 over the cells
-        return avgpooled_x, x, avgpooled_x2
-
-    def forward_query(self, x: Union[Tensor, Sequence[Tensor]]
                       ) -> Tuple[Tensor, Tensor]:
-        """The two branches without ``avgpooled_x2`` (which DenseCL's
-        query side does not use).
+        """The two branches, the dense one as cells x dims: DenseCL's
+        interface to its neck.
+
+        Args:
+            x (Tensor | Sequence[Tensor]): Backbone output; its last map,
+                shape ``(N, C, H, W)``, is used.
 
         Returns:
             tuple[Tensor, Tensor]: ``avgpooled_x`` ``(N, D)`` and the dense
-            branch ``(N, S^2, D)``, contiguous.
+            branch ``(N, S^2, D)`` (contiguous: one row of D values per
+            cell, as DenseCL's dense loss reads them; :meth:`forward`
+            returns its transpose, a view), neither normalised.
         """
         x = last_feature_map(x, 'DenseCLNeck', self.in_channels)  # NxCxHxW
         if self.pool is not None and self.num_grid > min(x.shape[2:]):
@@ -199,12 +238,20 @@ class DenseCLNeck(GlobalMLPNeck):
                 f'DenseCLNeck: num_grid={self.num_grid} is larger than the '
                 f'backbone feature map {tuple(x.shape[2:])}; use a smaller '
                 f'num_grid or larger inputs')
-        avgpooled_x = self.global_embedding(x)  # NxD
-        with region('neck.dense'):
-            if self.pool is not None:
-                x = self.pool(x)  # NxCxSxS
-            x = self._cellwise_mlp2(x.flatten(2).transpose(1, 2))  # NxS^2xD
-        return avgpooled_x, x
+        return self.global_embedding(x), self.dense_embedding(x)
+
+    def dense_embedding(self, x: Tensor) -> Tensor:
+        """The unnormalised dense branch of a backbone map.
+
+        Args:
+            x (Tensor): Backbone map, shape ``(N, C, H, W)``.
+
+        Returns:
+            Tensor: ``(N, S^2, D)``, contiguous.
+        """
+        if self.pool is not None:
+            x = self.pool(x)  # NxCxSxS
+        return self._cellwise_mlp2(x.flatten(2).transpose(1, 2))  # NxS^2xD
 
     def _cellwise_mlp2(self, h: Tensor) -> Tensor:
         """``mlp2`` on cells ``(N, S^2, C)`` as matrix products.

@@ -7,7 +7,7 @@ from torch import Tensor
 from densecl_plugin.registry import MODELS
 from densecl_plugin.utils.checks import check_bool
 from ..utils.feature_map import last_feature_map
-from .global_mlp_neck import GlobalMLPNeck
+from .densecl_neck import GlobalMLPNeck
 
 
 @MODELS.register_module()

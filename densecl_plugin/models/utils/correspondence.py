@@ -22,14 +22,19 @@ crop. Cells are flattened row-major (``index = r * S_w + c``), like
 ``feat.view(N, C, S_h * S_w)``.
 
 All functions are batched over ``N`` image pairs and run on any device; none
-of them needs gradients.
+of them needs gradients. :func:`match_packed_views` is the whole sequence for
+a model and the packed views of one image (their C5 cells matched and
+scored), which ``CorrespondenceHook`` and
+:func:`densecl_plugin.apis.inference.match_image_views` use.
 """
 from dataclasses import dataclass
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from .feature_map import last_feature_map
 
 GridSize = Union[int, Sequence[int]]
 
@@ -417,3 +422,74 @@ def match_views(q_b: Tensor, k_b: Tensor, q_bbox: Tensor, q_flip: Tensor,
     correct = valid & (chebyshev_distance(ind, gt_ind, key_grid) <= tolerance)
     return DenseMatches(sim, ind, score, mutual, gt_ind, valid, correct,
                         grid, key_grid, tolerance)
+
+
+#: one view's crop geometry: ``([x1, y1, x2, y2], flip)`` in loaded-image
+#: pixels (``docs/architecture.md``)
+ViewGeometry = Tuple[List[float], bool]
+
+
+@torch.no_grad()
+def backbone_c5(model: nn.Module, packed: Dict[str, Any],
+                views: Sequence[int] = (0, 1)) -> List[Tensor]:
+    """The matching features of views of one packed sample.
+
+    The views go through the model's data preprocessor (normalisation,
+    channel order), then ``model.backbone``; its last output is C5. A model
+    that matches on other features than raw C5 (``DenseCL`` pools them to the
+    neck's ``num_grid`` when set) says so with ``cell_features``, which is
+    applied.
+
+    Args:
+        model (nn.Module): A DenseCL / MoCo v2 model (``backbone`` and
+            ``data_preprocessor``).
+        packed (dict): One packed sample (``PackSelfSupInputs``):
+            ``{'inputs': [uint8 (3, H, W) per view], 'data_samples': ...}``.
+        views (Sequence[int]): Which views. Defaults to (0, 1).
+
+    Returns:
+        list[Tensor]: one ``(1, C, S_h, S_w)`` map per view.
+    """
+    from mmengine.dataset import pseudo_collate
+    data = model.data_preprocessor(pseudo_collate([packed]), False)
+    maps = []
+    for v in views:
+        x_b = last_feature_map(model.backbone(data['inputs'][v]),
+                               type(model).__name__)  # (1, C, H, W)
+        if hasattr(model, 'cell_features'):
+            x_b = model.cell_features(x_b)  # (1, C, S_h, S_w)
+        maps.append(x_b)
+    return maps
+
+
+@torch.no_grad()
+def match_packed_views(model: nn.Module, packed: Dict[str, Any]
+                       ) -> Tuple[DenseMatches,
+                                  Tuple[ViewGeometry, ViewGeometry]]:
+    """Views 0 and 1 of one packed sample: their C5 cells matched and scored.
+
+    :func:`backbone_c5` (in eval mode: one image is a batch of one for
+    BatchNorm; the model's mode is restored after) -> the views' recorded
+    geometry -> :func:`match_views`.
+
+    Args:
+        model (nn.Module): A DenseCL / MoCo v2 model.
+        packed (dict): One packed sample of two or more views, with their
+            geometry (``views``) in the data sample's metainfo.
+
+    Returns:
+        tuple[DenseMatches, tuple[ViewGeometry, ViewGeometry]]: The matches
+        (a batch of one) and each view's ``([x1, y1, x2, y2], flip)``.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        q_b, k_b = backbone_c5(model, packed)  # (1, C, S_h, S_w) each
+    finally:
+        model.train(was_training)
+    (q_bbox, q_flip), (k_bbox, k_flip) = (
+        views_geometry([packed['data_samples']], v) for v in (0, 1))
+    matches = match_views(q_b, k_b, q_bbox, q_flip, k_bbox, k_flip)
+    views = ((q_bbox[0].tolist(), bool(q_flip[0])),
+             (k_bbox[0].tolist(), bool(k_flip[0])))
+    return matches, views

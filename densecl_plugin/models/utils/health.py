@@ -101,8 +101,10 @@ def uniformity(x: Tensor, t: float = 2.0) -> Tensor:
 
 
 @torch.no_grad()
-def own_key_share(idx: Tensor, queue_idx: Tensor) -> Tensor:
-    """The share of queries whose own image has an older key in the queue.
+def own_in_queue_share(idx: Tensor, queue_idx: Tensor) -> Tensor:
+    """The share of queries whose own image has an older key in the queue,
+    measured (``health_own_in_queue``; the sanity hook's ``own_key_share``
+    is its expected value for a shuffled sampler).
 
     Args:
         idx (Tensor): The data-set index of each query's image, long

@@ -13,7 +13,7 @@ touched.
 Groups are *contiguous* chunks of the batch (samples ``g * N/G`` to
 ``(g + 1) * N/G - 1``), which is what G DDP ranks would each hold, so one
 process with G groups and the key batch permuted by
-:func:`..utils.dist.batch_shuffle_ddp` computes exactly what G ranks with
+:func:`.key_encoder.batch_shuffle_ddp` computes exactly what G ranks with
 shuffle BN compute (tested against real 2-rank gloo DDP).
 
 Running statistics: every group updates a copy of the running mean and

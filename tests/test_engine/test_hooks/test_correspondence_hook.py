@@ -1,6 +1,7 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
 """CorrespondenceHook in a real Runner on real photos: ``corr_acc`` reaches
-the log and TensorBoard, and the fixed-pair figure reaches the vis backends."""
+the log and TensorBoard, and the fixed-pair figure, drawn by the runner's
+``CorrespondenceVisualizer``, reaches the vis backends."""
 import glob
 import os.path as osp
 
@@ -25,7 +26,8 @@ PIPELINE = [dict(type='LoadImageFromFile'),
             dict(type='PackSelfSupInputs', meta_keys=('img_path', ))]
 
 
-def _runner(work_dir, image_dir, hook, max_iters=4, model=None, log_level='WARNING'):
+def _runner(work_dir, image_dir, hook, max_iters=4, model=None, log_level='WARNING',
+            visualizer='CorrespondenceVisualizer'):
     return Runner(
         model=model or dict(TINY_DENSECL),
         work_dir=work_dir,
@@ -40,7 +42,9 @@ def _runner(work_dir, image_dir, hook, max_iters=4, model=None, log_level='WARNI
         default_hooks=dict(checkpoint=None,
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[hook],
-        visualizer=dict(type='Visualizer', vis_backends=[
+        # named after the work dir: MMEngine reuses a visualizer of the same
+        # name (the experiment's time stamp) whatever its type
+        visualizer=dict(type=visualizer, name=work_dir, vis_backends=[
             dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]),
         log_processor=dict(by_epoch=False, window_size=1),
         default_scope='densecl_plugin',
@@ -103,14 +107,35 @@ def test_hook_checks_its_inputs(real_image_dir, tmp_path):
         runner.train()
 
 
-def test_draw_leaves_training_randomness_and_mode_alone(real_image_dir, real_image_paths,
-                                                        tmp_path):
+def test_a_visualizer_that_draws_nothing_is_refused(real_image_dir, real_image_paths,
+                                                     tmp_path):
+    hook = dict(type='CorrespondenceHook', image=real_image_paths[0])
+    runner = _runner(str(tmp_path), real_image_dir, hook, max_iters=1,
+                     visualizer='Visualizer')
+    with pytest.raises(TypeError, match="type='CorrespondenceVisualizer'"):
+        runner.train()
+
+
+def test_fixed_pair_leaves_training_randomness_and_mode_alone(
+        real_image_dir, real_image_paths, tmp_path):
+    """The fixed pair is apis.inference.match_image_views' (same pipeline and
+    seed), and drawing it touches neither the RNG nor the model's mode."""
+    from densecl_plugin.apis.inference import match_image_views
     runner = _runner(str(tmp_path), real_image_dir,
-                     dict(type='CorrespondenceHook', image=real_image_paths[1]), max_iters=1)
+                     dict(type='CorrespondenceHook', image=real_image_paths[1], seed=3),
+                     max_iters=1)
     hook = [h for h in runner.hooks if isinstance(h, CorrespondenceHook)][0]
     runner.model.train()
     runner.train_loop  # built (as in training) before the RNG state is read
     state = torch.get_rng_state()
-    rgb, acc = hook.draw(runner)
-    assert rgb.ndim == 3 and rgb.shape[2] == 3 and (acc != acc or 0 <= acc <= 1)
+    packed, matches, views = hook.fixed_pair(runner)
     assert runner.model.training and torch.equal(torch.get_rng_state(), state)
+    acc = float(matches.accuracy())
+    assert acc != acc or 0 <= acc <= 1
+    pipeline = runner.train_dataloader.dataset.pipeline
+    ref = match_image_views(runner.model, pipeline, real_image_paths[1], seed=3)
+    assert views == ref.views
+    for a, b in zip(packed['inputs'], ref.packed['inputs']):
+        assert torch.equal(a, b)
+    assert torch.equal(matches.ind, ref.matches.ind)
+    assert torch.equal(matches.sim, ref.matches.sim)

@@ -93,6 +93,41 @@ def test_profile_structure():
     assert 'forward/dense_infonce' in text and 'collective ops' in text
 
 
+@pytest.mark.parametrize('algo', ['DenseCL', 'MoCoV2'])
+def test_model_regions_come_and_go_without_changing_the_step(algo):
+    """The profiler's regions wrap the step's calls only inside the block:
+    the same losses and gradients with them, and afterwards the model (and
+    the base module's shuffle functions) as before, nothing left behind."""
+    import copy
+
+    import torch
+
+    from densecl_lab.benchmarks import build_models
+    from densecl_lab.benchmarks.step_profile import model_regions
+    from densecl_plugin.models.algorithms import base
+    model = build_models(depth=18, queue_len=16)[algo]
+    twin = copy.deepcopy(model)
+    shuffle = base.batch_shuffle_ddp
+    before = {id(m): dict(vars(m)) for m in model.modules()}
+    views = [torch.randn(2, 3, 64, 64) for _ in range(2)]
+
+    def step(m):
+        torch.manual_seed(0)
+        losses = m(views, mode='loss')
+        loss = sum(v for k, v in losses.items() if 'loss' in k)
+        return loss, torch.autograd.grad(loss, m.backbone.conv1.weight)[0]
+
+    with model_regions(model):
+        assert model.backbone.forward is not type(model.backbone).forward
+        assert base.batch_shuffle_ddp is not shuffle
+        loss, grad = step(model)
+    ref_loss, ref_grad = step(twin)
+    assert torch.equal(loss, ref_loss) and torch.equal(grad, ref_grad)
+    assert base.batch_shuffle_ddp is shuffle
+    assert {id(m): set(vars(m)) for m in model.modules()} == {
+        k: set(v) for k, v in before.items()}
+
+
 def test_memory_only_structure(monkeypatch):
     """The memory-only path (the profiler's peak itself is tested in
     test_step.py; a stub stands in for it here, to keep this fast)."""

@@ -92,3 +92,24 @@ def test_doc_loss_equals_densecl_loss_and_gradients(num_grid):
         assert err <= 1e-5 * float(b.abs().max()), (name, err)
     # the queues moved after the step: the check used the ones before it
     assert not torch.equal(queue, model.queue)
+
+
+def test_the_names_the_page_points_to_exist():
+    """Every ``Class.attribute`` and ``densecl_plugin/...py`` path the page
+    names exists, so its map to the optimised modules cannot go stale."""
+    import importlib
+
+    from densecl_plugin.models import (BaseMomentumContrast, ContrastiveHead,
+                                       DenseCL, DenseCLNeck)
+    with open(DOC, encoding='utf-8') as f:
+        text = f.read()
+    classes = dict(DenseCL=DenseCL, BaseMomentumContrast=BaseMomentumContrast,
+                   ContrastiveHead=ContrastiveHead, DenseCLNeck=DenseCLNeck)
+    named = re.findall(r'`(\w+)\.(\w+)`', text)
+    assert len(named) >= 8
+    for cls, attr in named:
+        assert hasattr(classes[cls], attr), f'{cls}.{attr}'
+    paths = re.findall(r'`(densecl_plugin/[\w/]+)\.py`', text)
+    assert len(paths) >= 5
+    for path in paths:
+        importlib.import_module(path.replace('/', '.'))

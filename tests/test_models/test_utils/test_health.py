@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from mmengine.logging import MessageHub
 
 from densecl_plugin.models.utils import health
 
@@ -84,10 +83,8 @@ def _train_logs(algo, steps, **kwargs):
                              hid_channels=16, feat_dim=8, queue_len=12,
                              **kwargs)
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    hub = MessageHub.get_instance('test_health_logging')
     logs = []
-    for it in range(steps):
-        hub.update_info('iter', it)  # as the runner's RuntimeInfoHook
+    for it in range(steps):  # no HealthHook: the model counts its steps
         torch.manual_seed(10 + it)
         ims = [torch.randn(4, 3, 32, 32) for _ in range(2)]
         logs.append({k: float(v) for k, v in
@@ -127,14 +124,14 @@ def test_health_interval_validation():
             MODELS.build(tiny_model_cfg('MoCoV2', health_interval=bad))
 
 
-def test_own_key_share_against_loop():
+def test_own_in_queue_share_against_loop():
     g = torch.Generator().manual_seed(3)
     idx = torch.randint(0, 10, (9, ), generator=g)
     queue_idx = torch.randint(-1, 10, (7, ), generator=g)
     ref = sum(any(int(i) == int(j) for j in queue_idx if j >= 0)
               for i in idx) / len(idx)
-    assert float(health.own_key_share(idx, queue_idx)) == pytest.approx(ref)
-    assert float(health.own_key_share(idx, torch.full((7, ), -1))) == 0.0
+    assert float(health.own_in_queue_share(idx, queue_idx)) == pytest.approx(ref)
+    assert float(health.own_in_queue_share(idx, torch.full((7, ), -1))) == 0.0
 
 
 def test_own_in_queue_from_sample_idx():
@@ -151,10 +148,8 @@ def test_own_in_queue_from_sample_idx():
                              health_interval=1)
     assert 'queue_idx' not in model.state_dict()  # layout unchanged
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-    hub = MessageHub.get_instance('test_health_own')
     logs = []
     for it, first in enumerate((0, 4, 0)):
-        hub.update_info('iter', it)
         samples = [SelfSupDataSample(metainfo=dict(sample_idx=first + i))
                    for i in range(4)]
         ims = [torch.randn(4, 3, 32, 32) for _ in range(2)]

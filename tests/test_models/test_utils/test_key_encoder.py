@@ -1,10 +1,13 @@
 # Copyright (c) densecl_plugin contributors. All rights reserved.
-"""MomentumEncoder: paper convention, first-step copy, own buffers."""
+"""models.utils.key_encoder: the MomentumEncoder (paper convention,
+first-step copy, own buffers) and the one enqueue helper (ring buffer with
+wrap-around). The shuffle and gather collectives are tested under real
+gloo DDP in test_algorithms/test_momentum_contrast_ddp.py."""
 import pytest
 import torch
 from torch import nn
 
-from densecl_plugin.models.utils import MomentumEncoder
+from densecl_plugin.models.utils import MomentumEncoder, enqueue_
 
 
 def _query():
@@ -82,3 +85,43 @@ def test_mismatched_query_is_rejected():
     enc = MomentumEncoder(_query(), 0.999)
     with pytest.raises(ValueError, match='does not have the parameters'):
         enc.update(nn.Linear(4, 2))
+
+
+def _sequential_reference(queue, ptr, keys):
+    """Write keys one by one (the definition of a ring buffer)."""
+    queue = queue.clone()
+    K = queue.shape[1]
+    for key in keys:
+        queue[:, ptr] = key
+        ptr = (ptr + 1) % K
+    return queue, ptr
+
+
+@pytest.mark.parametrize('K,batches', [(8, [4, 4, 4]), (5, [3, 3, 3]),
+                                       (6, [4]), (4, [4, 2]), (3, [7, 1]),
+                                       (5, [10, 2])])
+def test_enqueue_matches_sequential_writes(K, batches):
+    D = 3
+    queue = torch.randn(D, K)
+    queue_ptr = torch.zeros(1, dtype=torch.long)
+    ref_queue, ref_ptr = queue.clone(), 0
+    for step, B in enumerate(batches):
+        keys = torch.randn(B, D) + 10 * step
+        ref_queue, ref_ptr = _sequential_reference(ref_queue, ref_ptr, keys)
+        enqueue_(queue, queue_ptr, keys)
+        assert torch.equal(queue, ref_queue)
+        assert queue_ptr.tolist() == [ref_ptr]
+        assert queue_ptr.dtype == torch.long
+
+
+def test_wrap_around_explicit():
+    queue = torch.zeros(1, 5)
+    ptr = torch.tensor([3])
+    enqueue_(queue, ptr, torch.tensor([[1.], [2.], [3.]]))
+    assert queue.tolist() == [[3., 0., 0., 1., 2.]] and ptr.item() == 1
+
+
+def test_bad_keys_shape():
+    with pytest.raises(ValueError, match=r'\(B, 4\).*got \(2, 3\)'):
+        enqueue_(torch.zeros(4, 6), torch.zeros(1, dtype=torch.long),
+                 torch.zeros(2, 3))
