@@ -24,7 +24,7 @@ from .flops import (GPU_PEAK_TFLOPS, IMAGENET_TRAIN, count_flops,
                     implied_efficiency, loss_costs, run_flops_estimate,
                     run_time, step_costs)
 from .measure import mib, sync
-from .models import build_model, model_kwargs
+from .models import build_benchmark_model, model_kwargs
 from .options import (AMP_DTYPES, OPTIONS, benchmark_options,
                       format_options_report, option_variants)
 from .peer import (benchmark_peer, build_peer, format_peer_report,
@@ -43,7 +43,8 @@ __all__ = [
     'AMP_DTYPES', 'DEFAULT_CONFIG', 'GPU_PEAK_TFLOPS', 'IMAGENET_TRAIN',
     'OPTIONS', 'Variant', 'benchmark_dense_loss', 'benchmark_memory',
     'benchmark_models', 'format_memory_report',
-    'benchmark_options', 'benchmark_peer', 'build_model', 'build_models',
+    'benchmark_options', 'benchmark_peer', 'build_benchmark_model',
+    'build_models',
     'build_peer', 'count_flops', 'format_options_report',
     'format_peer_report', 'format_profile', 'format_report', 'grid_cells',
     'implied_efficiency', 'import_mmpretrain', 'load_baseline_transforms',

@@ -35,7 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from densecl_plugin.models.losses import queue_infonce_loss
-from .models import build_model
+from .models import build_benchmark_model
 
 #: dense peak TFLOP/s (no sparsity) from the vendors' datasheets, per dtype
 GPU_PEAK_TFLOPS = {
@@ -70,7 +70,7 @@ def count_flops(fn: Callable[[], object]) -> int:
 
 def _build(algo: str, depth: int, queue_len: int, feat_dim: int):
     with torch.device('meta'):  # no memory, then fake CPU tensors
-        model = build_model(algo, depth, queue_len, feat_dim)
+        model = build_benchmark_model(algo, depth, queue_len, feat_dim)
     # fake tensors hold no values: skip what needs them (no FLOPs there)
     model.encoder_k.update = lambda *args: None
     model._dequeue_and_enqueue = lambda **keys: None

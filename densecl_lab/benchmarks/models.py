@@ -41,10 +41,12 @@ def model_kwargs(algo: str, depth: int = 50, queue_len: int = 65536,
         queue_len=queue_len, feat_dim=feat_dim, data_preprocessor=None))
 
 
-def build_model(algo: str, depth: int = 50, queue_len: int = 65536,
-                feat_dim: int = 128) -> nn.Module:
+def build_benchmark_model(algo: str, depth: int = 50,
+                          queue_len: int = 65536,
+                          feat_dim: int = 128) -> nn.Module:
     """``DenseCL`` or ``MoCoV2`` built from :func:`model_kwargs` (weights
-    not initialised)."""
+    not initialised): the benchmarks' model of an algorithm, not a config's
+    (that is :func:`densecl_plugin.apis.inference.build_model`)."""
     from densecl_plugin.models import DenseCL, MoCoV2
     cls = {'DenseCL': DenseCL, 'MoCoV2': MoCoV2}.get(algo)
     return cls(**model_kwargs(algo, depth, queue_len, feat_dim))

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from densecl_plugin.apis.inference import quiet_init_weights
 from densecl_plugin.models.losses import queue_infonce_loss
 from .measure import mib, sync
-from .models import build_model
+from .models import build_benchmark_model
 
 
 def _cpu_peak(fn: Callable[[], object]) -> Optional[int]:
@@ -97,8 +97,8 @@ def build_models(depth: int = 50, queue_len: int = 65536,
         mode.
     """
     torch.manual_seed(seed)
-    densecl = build_model('DenseCL', depth, queue_len, feat_dim)
-    mocov2 = build_model('MoCoV2', depth, queue_len, feat_dim)
+    densecl = build_benchmark_model('DenseCL', depth, queue_len, feat_dim)
+    mocov2 = build_benchmark_model('MoCoV2', depth, queue_len, feat_dim)
     quiet_init_weights(densecl)  # init_weights lists every parameter
     mocov2.backbone.load_state_dict(densecl.backbone.state_dict())
     mocov2.neck.mlp.load_state_dict(densecl.neck.mlp.state_dict())
