@@ -106,8 +106,9 @@ def auto_queue_len(n: int, total_batch: int) -> int:
     that stays ``<= n / 2`` (1 in 8: what the sanity hook accepts on small
     data), and never above the paper's 65536. On the demo pool (405
     images) this is the measured recipe's 64; K = 128 stalled (640
-    iterations) and K = 256 collapsed (160 iterations) there. LightlyTrain's buckets give twice as much below
-    200k images (docs/auto_values.md).
+    iterations) and K = 256 collapsed (160 iterations) there.
+    LightlyTrain's buckets give twice as much below 200k images
+    (docs/auto_values.md).
 
     Args:
         n (int): the number of images.
@@ -431,8 +432,6 @@ def resolve_auto_values(cfg,
                          f'C5 grid {grid}x{grid}' if grid else
                          'C5 grid: measured by the sanity hook'))
 
-    # registers ResolvedValuesHook (imported here: it imports this module)
-    import densecl_plugin.engine.hooks.resolved_values_hook  # noqa: F401
     cfg.custom_hooks = hooks + [dict(type=HOOK_TYPE, rows=rows)]
     return copy.deepcopy(rows)
 

@@ -314,6 +314,24 @@ def test_docs_table_is_what_the_resolver_gives():
     assert got == want, '\n'.join(want)
 
 
+def test_a_dumped_resolved_config_builds_its_hook_in_a_fresh_process(
+        tmp_path):
+    """The hook that a resolved config names is found through the
+    registry alone (as when the dumped config of a run is built again)."""
+    cfg = Config.fromfile(COCO)
+    av.resolve_auto_values(cfg, world_size=8)
+    entry = [h for h in cfg.custom_hooks if h.type == av.HOOK_TYPE][0]
+    code = ('from mmengine.registry import HOOKS, DefaultScope\n'
+            'import densecl_plugin.registry\n'
+            'with DefaultScope.overwrite_default_scope("densecl_plugin"):\n'
+            f'    hook = HOOKS.build({entry.to_dict()!r})\n'
+            'print(type(hook).__name__, len(hook.rows))\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ['ResolvedValuesHook', str(len(entry.rows))]
+
+
 # a real run --------------------------------------------------------------------
 def test_tools_train_logs_and_saves_the_resolved_values(tmp_path):
     """``python tools/train.py`` on the shipped DenseCL CPU config (50

@@ -5,8 +5,10 @@ from .densecl_hook import DenseCLHook
 from .health_hook import HealthHook
 from .non_finite_check_hook import NonFiniteCheckHook, NonFiniteLossError
 from .pretraining_sanity_hook import PretrainingSanityHook
+from .resolved_values_hook import ResolvedValuesHook
 
 __all__ = [
     'DenseCLHook', 'CorrespondenceHook', 'AtomicSaveHook', 'HealthHook',
-    'NonFiniteCheckHook', 'NonFiniteLossError', 'PretrainingSanityHook'
+    'NonFiniteCheckHook', 'NonFiniteLossError', 'PretrainingSanityHook',
+    'ResolvedValuesHook'
 ]
