@@ -233,14 +233,14 @@ def count_dataset(cfg) -> int:
     made (a folder scan or a list file).
 
     Raises:
-        ValueError: when the config has no ``train_dataloader.dataset`` or
-            the data set cannot be built (the message names the key that
-            needed it and the error).
+        ValueError: when the config has no ``train_dataloader.dataset``;
+            the data set's own errors (a missing folder, say) propagate,
+            and :func:`resolve_auto_values` names the key that needed it.
     """
     from mmengine.dataset import BaseDataset
+    # MMEngine's registry under the config's scope finds ours (and imports
+    # it) as the Runner does; utils/ imports no plugin layer above it
     from mmengine.registry import DATASETS, DefaultScope
-
-    import densecl_plugin.datasets  # noqa: F401 (registers ours)
     loader = cfg.get('train_dataloader') or {}
     ds_cfg = loader.get('dataset')
     if not ds_cfg:
