@@ -53,9 +53,12 @@ def test_report_recipe_is_read_from_the_pretraining_configs():
 
     from densecl_lab.demo.stages import CONFIGS
     from densecl_lab.study.report import pretrain_recipe_text
+    from densecl_plugin.utils.auto_values import resolve_auto_values
     configs = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
         osp.abspath(__file__))))), 'configs')
     cfgs = {a: Config.fromfile(osp.join(configs, CONFIGS[a])) for a in ('mocov2', 'densecl')}
+    for cfg in cfgs.values():  # as the study runs them: 'auto' resolved on the pool
+        resolve_auto_values(cfg, world_size=1, dataset_size=405)
     c = cfgs['densecl']
     text = pretrain_recipe_text(cfgs)
     for part in (f'ResNet-{c.model.backbone.depth}', f'queue {c.model.queue_len}',
