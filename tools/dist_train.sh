@@ -6,7 +6,7 @@
 # Environment:
 #   NNODES (1)          nodes; with more than one, run the same command on
 #                       each node (c10d rendezvous at MASTER_ADDR:PORT)
-#   NODE_RANK (0)       this node's rank (one node: the static rendezvous)
+#   NODE_RANK (0)       this node's rank (c10d may order the nodes otherwise)
 #   MASTER_ADDR (127.0.0.1), PORT (29500)   node 0's address, a free port
 #   MAX_RESTARTS (0)    torchrun --max-restarts: a dead process restarts the
 #                       node's processes, which resume from the newest
@@ -18,13 +18,11 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 NNODES=${NNODES:-1}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 PORT=${PORT:-29500}
-if [ "$NNODES" -gt 1 ]; then
-  # the elastic rendezvous: every node's agent sees a failure on any node
-  RDZV=(--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$PORT")
-else
-  RDZV=(--node-rank="${NODE_RANK:-0}" --master-addr="$MASTER_ADDR"
-        --master-port="$PORT")
-fi
+# the c10d (elastic) rendezvous, on one node too: every node's agent sees a
+# failure on any node, and a restart gets a fresh store (torch's static
+# rendezvous hands the restarted processes the dead ones' gloo addresses)
+RDZV=(--rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$PORT"
+      --node-rank="${NODE_RANK:-0}")
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 exec "${PYTHON:-python}" -m torch.distributed.run \
     --nnodes="$NNODES" \

@@ -15,7 +15,9 @@ refuses them). Where CUDA is not available:
 * :func:`init_launcher_dist` runs MMEngine's own ``init_dist`` for the
   launcher before the runner is built, with ``torch.cuda.set_device``
   made a no-op for that call only; the runner then finds the process group
-  up and skips its ``init_dist``.
+  up and skips its ``init_dist``. It also starts the group of a process
+  that torchrun restarted, on CPUs and GPUs, on a store of its own attempt
+  (:func:`torchrun_restart_store`).
 
 With CUDA nothing changes: NCCL and one device per local rank, as MMEngine
 does it. Same configs, same commands.
@@ -25,6 +27,7 @@ a Slurm requeue or preemption: ``SLURM_RESTART_COUNT``) runs ``train.py``
 again with the arguments of its first start; :func:`resume_after_restart`
 points it at the newest intact checkpoint of its work dir.
 """
+import datetime
 import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -118,25 +121,69 @@ def _no_cuda_set_device() -> Iterator[None]:
         torch.cuda.set_device = real
 
 
+def torchrun_restart_store(timeout: float = 300.) -> Optional[dict]:
+    """``init_process_group`` arguments for a process that torchrun
+    restarted: the agent's store under a prefix of this attempt.
+
+    torchrun hands its restarted processes the store of the first attempt
+    (``TORCHELASTIC_USE_AGENT_STORE``), where the dead processes' keys are
+    still set: a new rank may read a dead rank's gloo address and fail
+    (``connectFullMesh ... Connection refused``) or NCCL id. Under a prefix
+    per attempt (``densecl_plugin/attempt_<n>``) only this attempt's keys
+    are seen.
+
+    Returns:
+        dict | None: ``store``, ``rank``, ``world_size``; None on a first
+        start or outside torchrun.
+    """
+    count = os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')
+    if not count.isdigit() or int(count) == 0 or 'MASTER_PORT' not in \
+            os.environ:
+        return None
+    rank, world_size = int(os.environ['RANK']), int(os.environ['WORLD_SIZE'])
+    agent = os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    store = torch.distributed.TCPStore(
+        os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']),
+        world_size, is_master=not agent and rank == 0,
+        timeout=datetime.timedelta(seconds=timeout))
+    return dict(store=torch.distributed.PrefixStore(
+        f'densecl_plugin/attempt_{count}', store), rank=rank,
+        world_size=world_size)
+
+
 def init_launcher_dist(cfg: Config) -> bool:
-    """On a machine without CUDA, start the launcher's process group.
+    """Start the launcher's process group where MMEngine's runner cannot.
 
     Calls MMEngine's ``init_dist(cfg.launcher, **env_cfg.dist_cfg)``, which
     reads the launcher's variables (``RANK``/``LOCAL_RANK`` of torchrun,
-    ``SLURM_PROCID``/``SLURM_NODELIST`` of srun, ``OMPI_COMM_WORLD_*``),
-    with ``torch.cuda.set_device`` a no-op for the call. With CUDA, with
-    ``launcher='none'`` or with a group already up it does nothing: the
-    runner initialises as usual.
+    ``SLURM_PROCID``/``SLURM_NODELIST`` of srun, ``OMPI_COMM_WORLD_*``):
+
+    * on a machine without CUDA, with ``torch.cuda.set_device`` a no-op for
+      the call;
+    * in a process that torchrun restarted (CPU or GPU), on this attempt's
+      own store (:func:`torchrun_restart_store`).
+
+    Otherwise (a first start with CUDA, ``launcher='none'``, a group
+    already up) it does nothing: the runner initialises as usual.
 
     Returns:
         bool: whether the group was started here.
     """
     launcher = cfg.get('launcher', 'none')
-    if launcher == 'none' or torch.cuda.is_available() or is_distributed():
+    if launcher == 'none' or is_distributed():
         return False
     dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
-    with _no_cuda_set_device():
+    restart = torchrun_restart_store(dist_cfg.get('timeout') or 300) \
+        if launcher == 'pytorch' else None
+    if restart is not None:
+        dist_cfg.update(restart)
+    elif torch.cuda.is_available():
+        return False
+    if torch.cuda.is_available():
         init_dist(launcher, **dist_cfg)
+    else:
+        with _no_cuda_set_device():
+            init_dist(launcher, **dist_cfg)
     return True
 
 
