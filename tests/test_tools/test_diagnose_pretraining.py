@@ -18,7 +18,6 @@ import subprocess
 import sys
 
 import pytest
-from mmengine.runner import Runner
 
 from densecl_lab.analysis.pretraining_diagnosis import (Rules, compare_figure,
                                                         diagnose,
@@ -26,15 +25,10 @@ from densecl_lab.analysis.pretraining_diagnosis import (Rules, compare_figure,
                                                         find_scalars,
                                                         plot_runs)
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
-from tiny_models import tiny_model_cfg
+from tiny_models import tiny_model_cfg, tiny_runner
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis', 'diagnose_pretraining.py')
-VIEW = [dict(type='RandomResizedCrop', size=32, scale=(0.2, 1.)),
-        dict(type='RandomFlip', prob=0.5)]
-PIPELINE = [dict(type='LoadImageFromFile'),
-            dict(type='MultiView', num_views=2, transforms=[VIEW]),
-            dict(type='PackSelfSupInputs', meta_keys=('img_path', ))]
 
 
 def _train(work_dir, image_dir, algo='MoCoV2', lr=0.03, health_interval=2,
@@ -43,21 +37,9 @@ def _train(work_dir, image_dir, algo='MoCoV2', lr=0.03, health_interval=2,
     cfg = tiny_model_cfg(algo, base_channels=8, hid_channels=16, feat_dim=8, queue_len=8,
                          momentum=0.99, health_interval=health_interval,
                          data_preprocessor=DEFAULT_DATA_PREPROCESSOR, **model)
-    Runner(
-        model=cfg, work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=dict(type='UnlabeledImageDataset', data_root=image_dir,
-                         pipeline=PIPELINE),
-            batch_size=4, num_workers=0,
-            sampler=dict(type='InfiniteSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr, momentum=0.9,
-                                          weight_decay=1e-4)),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
-        default_hooks=dict(checkpoint=None, logger=dict(type='LoggerHook', interval=2)),
-        log_processor=dict(by_epoch=False, window_size=1),
-        default_scope='densecl_plugin', randomness=dict(seed=0),
-        env_cfg=dict(dist_cfg=dict(backend='gloo')), log_level='WARNING').train()
+    tiny_runner(work_dir, cfg, image_dir=image_dir, max_iters=max_iters,
+                optimizer=dict(type='SGD', lr=lr, momentum=0.9, weight_decay=1e-4),
+                log_interval=2).train()
     return work_dir
 
 

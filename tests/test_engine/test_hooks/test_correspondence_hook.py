@@ -7,11 +7,10 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.runner import Runner
 
 from densecl_plugin.engine.hooks import CorrespondenceHook
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
-from tiny_models import tiny_model_cfg
+from tiny_models import tiny_model_cfg, tiny_runner
 
 #: a ResNet-18 of width 8 (with mmdet's zero-init residuals, as before the
 #: tiny models were shared) that normalises the real uint8 views itself
@@ -19,37 +18,17 @@ TINY = dict(base_channels=8, hid_channels=16, feat_dim=8, queue_len=8,
             backbone=dict(zero_init_residual=True),
             data_preprocessor=DEFAULT_DATA_PREPROCESSOR)
 TINY_DENSECL = tiny_model_cfg('DenseCL', loss_lambda=0.5, **TINY)
-VIEW = [dict(type='RandomResizedCrop', size=96, scale=(0.2, 1.)),
-        dict(type='RandomFlip', prob=0.5)]
-PIPELINE = [dict(type='LoadImageFromFile'),
-            dict(type='MultiView', num_views=2, transforms=[VIEW]),
-            dict(type='PackSelfSupInputs', meta_keys=('img_path', ))]
 
 
 def _runner(work_dir, image_dir, hook, max_iters=4, model=None, log_level='WARNING',
             visualizer='CorrespondenceVisualizer'):
-    return Runner(
-        model=model or dict(TINY_DENSECL),
-        work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=dict(type='UnlabeledImageDataset', data_root=image_dir,
-                         pipeline=PIPELINE),
-            batch_size=2, num_workers=0,
-            sampler=dict(type='InfiniteSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
-        default_hooks=dict(checkpoint=None,
-                           logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[hook],
+    return tiny_runner(
+        work_dir, model or dict(TINY_DENSECL), image_dir=image_dir,
+        view_size=96, batch_size=2, max_iters=max_iters, custom_hooks=[hook],
         # named after the work dir: MMEngine reuses a visualizer of the same
         # name (the experiment's time stamp) whatever its type
         visualizer=dict(type=visualizer, name=work_dir, vis_backends=[
             dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]),
-        log_processor=dict(by_epoch=False, window_size=1),
-        default_scope='densecl_plugin',
-        randomness=dict(seed=0),
-        env_cfg=dict(dist_cfg=dict(backend='gloo')),
         log_level=log_level)
 
 

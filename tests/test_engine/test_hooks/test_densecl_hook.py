@@ -8,29 +8,15 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
 from densecl_plugin.engine.hooks import DenseCLHook
-from tiny_models import tiny_model_cfg
+from tiny_models import RandomTwoViews, tiny_model_cfg, tiny_runner
 
 #: a ResNet-18 of width 8 (with mmdet's zero-init residuals, as before the
 #: tiny models were shared), inputs already float tensors
 TINY_DENSECL = tiny_model_cfg(
     'DenseCL', base_channels=8, hid_channels=16, feat_dim=8, queue_len=8,
     loss_lambda=0.5, backbone=dict(zero_init_residual=True))
-
-
-class TwoViews(Dataset):
-    """Random two-view samples, already in the model's input format."""
-
-    def __len__(self):
-        return 16
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return dict(inputs=[torch.randn(3, 64, 64, generator=g)
-                            for _ in range(2)])
 
 
 class LambdaProbe(Hook):
@@ -51,25 +37,12 @@ class LambdaProbe(Hook):
 
 def _run(work_dir, max_iters, start_iters, resume=False):
     probe = LambdaProbe()
-    runner = Runner(
-        model=dict(TINY_DENSECL),
-        work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=TwoViews(), batch_size=2, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                            interval=max_iters),
-            logger=dict(type='LoggerHook', interval=1)),
+    runner = tiny_runner(
+        work_dir, dict(TINY_DENSECL), dataset=RandomTwoViews(size=64),
+        batch_size=2, max_iters=max_iters, checkpoint_interval=max_iters,
         custom_hooks=[dict(type='DenseCLHook', start_iters=start_iters),
                       probe],
-        resume=resume,
-        default_scope='densecl_plugin',
-        env_cfg=dict(dist_cfg=dict(backend='gloo')),
-        log_level='WARNING')
+        resume=resume, seed=None)
     runner.train()
     return probe
 

@@ -6,28 +6,14 @@ through its documented contract."""
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
-from torch.utils.data import Dataset
 
 from densecl_plugin.engine.hooks import HealthHook
 from densecl_plugin.engine.hooks.model_contract import (contrast_model,
                                                         dense_model)
-from tiny_models import tiny_model_cfg
+from tiny_models import RandomTwoViews, tiny_model_cfg, tiny_runner
 
 TINY = dict(base_channels=8, hid_channels=16, feat_dim=8, queue_len=8,
             health_interval=2)
-
-
-class TwoViews(Dataset):
-    """Random two-view samples, already in the model's input format."""
-
-    def __len__(self):
-        return 16
-
-    def __getitem__(self, i):
-        g = torch.Generator().manual_seed(i)
-        return dict(inputs=[torch.randn(3, 32, 32, generator=g)
-                            for _ in range(2)])
 
 
 class HealthProbe(Hook):
@@ -45,25 +31,11 @@ class HealthProbe(Hook):
 
 def _run(work_dir, max_iters, with_hook, resume=False, algo='MoCoV2'):
     probe = HealthProbe()
-    runner = Runner(
-        model=tiny_model_cfg(algo, **TINY),
-        work_dir=work_dir,
-        train_dataloader=dict(
-            dataset=TwoViews(), batch_size=4, num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                            interval=3),
-            logger=dict(type='LoggerHook', interval=1)),
+    runner = tiny_runner(
+        work_dir, tiny_model_cfg(algo, **TINY), dataset=RandomTwoViews(),
+        max_iters=max_iters, checkpoint_interval=3,
         custom_hooks=([dict(type='HealthHook')] if with_hook else [])
-        + [probe],
-        resume=resume,
-        default_scope='densecl_plugin',
-        env_cfg=dict(dist_cfg=dict(backend='gloo')),
-        log_level='WARNING')
+        + [probe], resume=resume, seed=None)
     runner.train()
     return probe.iters, runner
 
