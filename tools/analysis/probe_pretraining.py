@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
-from densecl_lab.analysis.view_pair_probe import (folder_images,  # noqa: E402
-                                                  format_probe,
+from densecl_lab.analysis.view_pair_probe import folder_images  # noqa: E402
+from densecl_lab.analysis.view_pair_probe import (format_probe,
                                                   probe_checkpoints)
 
 
