@@ -6,8 +6,9 @@
 # per-GPU setting (32 images of 224 px, K = 65536), in float32 and with AMP
 # (float16 with loss scaling, and bfloat16), plus channels-last; and the dense
 # loss alone. It checks the paper's "only <1% slower than MoCo v2" claim on
-# this GPU: see `DenseCL / MoCo v2 time` in the tables, and the FLOP ratio
-# that `tools/analysis/flops.py` computes (x1.105 for R50, N=32, 224 px).
+# this GPU: see `DenseCL / MoCo v2 time` in the tables, against the FLOP
+# ratio that `tools/analysis/flops.py` computes (its figure, and every other
+# measured one, is in docs/benchmarks.md).
 #
 #   bash tools/analysis/gpu_check.sh            # results in work_dirs/gpu_check
 #   COMPILE=1 bash tools/analysis/gpu_check.sh  # also torch.compile (+2-4 min)
