@@ -109,6 +109,19 @@ def view_pipeline(size: int) -> list:
             dict(type='PackSelfSupInputs', meta_keys=('img_path', ))]
 
 
+def write_tiny_config(path: str, model: Dict[str, Any],
+                      pipeline: Optional[list] = None) -> str:
+    """Write a config file of ``model`` in the plugin's scope (and, given
+    ``pipeline``, a train data set with it, as the inference helpers read
+    the views from it); returns ``path``."""
+    with open(path, 'w') as f:
+        f.write(f'default_scope = "densecl_plugin"\nmodel = {model!r}\n')
+        if pipeline is not None:
+            f.write(f'train_dataloader = dict(dataset=dict('
+                    f'pipeline={pipeline!r}))\n')
+    return path
+
+
 class RandomTwoViews(Dataset):
     """``n`` random two-view samples of ``size`` px, already in the model's
     input format (float tensors; a model without a data preprocessor).

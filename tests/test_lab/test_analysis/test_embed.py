@@ -18,7 +18,7 @@ import torch
 
 from densecl_lab.analysis.embed import embed_folder, embed_images, load_image
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
-from tiny_models import tiny_model_cfg
+from tiny_models import tiny_model_cfg, write_tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -48,9 +48,7 @@ def setup(tmp_path_factory, real_image_paths):
     model = tiny_model_cfg('DenseCL', base_channels=16, hid_channels=24,
                            feat_dim=8,
                            data_preprocessor=DEFAULT_DATA_PREPROCESSOR)
-    config = str(root / 'tiny_densecl.py')
-    with open(config, 'w') as f:
-        f.write(f'default_scope = "densecl_plugin"\nmodel = {model!r}\n')
+    config = write_tiny_config(str(root / 'tiny_densecl.py'), model)
     torch.manual_seed(0)
     net = build_model(load_config(config), 'random')
     gen = torch.Generator().manual_seed(1)

@@ -17,7 +17,7 @@ from densecl_lab.analysis.view_pair_probe import (METRICS, folder_images,
                                                   format_probe, pair_metrics,
                                                   pick, probe_checkpoints)
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
-from tiny_models import tiny_model_cfg
+from tiny_models import tiny_model_cfg, view_pipeline, write_tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -101,16 +101,8 @@ def probe_setup(tmp_path_factory, real_image_paths):
     root = tmp_path_factory.mktemp('probe')
     model = tiny_model_cfg('MoCoV2', feat_dim=8,
                            data_preprocessor=DEFAULT_DATA_PREPROCESSOR)
-    view = [dict(type='RandomResizedCrop', size=32, scale=(0.2, 1.)),
-            dict(type='RandomFlip', prob=0.5)]
-    pipeline = [dict(type='LoadImageFromFile'),
-                dict(type='MultiView', num_views=2, transforms=[view]),
-                dict(type='PackSelfSupInputs', meta_keys=('img_path', ))]
-    config = osp.join(root, 'tiny_mocov2.py')
-    with open(config, 'w') as f:
-        f.write(f'default_scope = "densecl_plugin"\nmodel = {model!r}\n'
-                f'train_dataloader = dict(dataset=dict(pipeline={pipeline!r}))'
-                '\n')
+    config = write_tiny_config(osp.join(root, 'tiny_mocov2.py'), model,
+                               view_pipeline(32))
     torch.manual_seed(0)
     net = build_model(load_config(config), 'random')
     same = osp.join(root, 'same.pth')
