@@ -20,7 +20,8 @@ from densecl_plugin.utils.checkpoint_integrity import (check_resume_file,
                                                        resolve_resume)
 from densecl_plugin.utils.dist_launch import (adapt_to_device,
                                               init_launcher_dist,
-                                              resume_after_restart)
+                                              resume_after_restart,
+                                              slurm_master_port)
 from densecl_plugin.utils.work_dir_lock import WorkDirLock
 
 #: optim wrapper used by ``--amp`` where no GPU is present (bfloat16 autocast)
@@ -172,6 +173,7 @@ def train(cfg: Config) -> Runner:
     Returns:
         Runner: the runner, after training.
     """
+    slurm_master_port(cfg.get('launcher', 'none'))
     adapt_to_device(cfg)
     resolve_auto_values(cfg)  # 'auto' values, before the Runner is built
     main = launch_rank(cfg.get('launcher', 'none')) == 0

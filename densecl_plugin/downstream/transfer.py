@@ -8,7 +8,8 @@ What ``tools/benchmarks/run_transfer.py`` and the
 2. per benchmark, build the training command: our ``tools/train.py`` (one
    process), ``tools/dist_train.sh`` (torchrun) or ``tools/slurm_train.sh``,
    always with ``--cfg-options model.init_cfg.checkpoint=PRETRAIN``; run it,
-   or only print it for a cluster;
+   only print it, or (Slurm) submit it as a batch job and return
+   (:func:`submit_slurm`; :func:`slurm_status` follows the jobs);
 3. read the final metrics from each work dir (MMEngine's
    ``vis_data/scalars.json``) and write one markdown / CSV table next to the
    published DenseCL and MoCo v2 numbers (:mod:`.published`).
@@ -98,6 +99,18 @@ BENCHMARKS: Dict[str, Benchmark] = {b.name: b for b in (
 )}
 
 
+#: the demo's two small fine-tunings (``make demo``), found by their config
+#: paths; not part of ``'all'``
+DEMO_BENCHMARKS: Dict[str, Benchmark] = {b.name: b for b in (
+    Benchmark('demo-deepforest-det', 'configs/demo/'
+              'faster-rcnn_r18-fpn_1xb4-60iters_deepforest-voc.py', 1,
+              (('AP50', 'pascal_voc/AP50', 100.), )),
+    Benchmark('demo-nuclei-seg',
+              'configs/demo/fcn_r18-d8_1xb8-120iters_stardist-nuclei.py', 1,
+              _MIOU),
+)}
+
+
 def get_benchmarks(names: Sequence[str]) -> List[Benchmark]:
     """Look benchmarks up by name (``'all'`` for every one)."""
     if list(names) == ['all']:
@@ -115,7 +128,7 @@ def benchmark_for_config(config: str) -> Benchmark:
     if not osp.isfile(config):
         raise FileNotFoundError(f'config file {config!r} does not exist')
     rel = osp.relpath(osp.abspath(config), REPO_ROOT)
-    for b in BENCHMARKS.values():
+    for b in (*BENCHMARKS.values(), *DEMO_BENCHMARKS.values()):
         if b.config == rel:
             return b
     name = osp.splitext(osp.basename(config))[0]
@@ -251,6 +264,148 @@ def to_csv(rows: List[Dict[str, str]]) -> str:
     return buf.getvalue()
 
 
+#: where the Slurm job ids of one checkpoint's benchmarks are kept
+JOBS_FILE = 'slurm_jobs.json'
+#: job states after which a benchmark is submitted again (and resumes)
+RESUBMIT_STATES = ('FAILED', 'CANCELLED', 'TIMEOUT', 'PREEMPTED',
+                   'NODE_FAIL', 'OUT_OF_MEMORY', 'BOOT_FAIL', 'DEADLINE')
+
+
+def slurm_job_state(job_id: str, run: Callable = subprocess.run) -> str:
+    """A Slurm job's state (``PENDING``, ``RUNNING``, ``COMPLETED``, ...).
+
+    Asks ``squeue``, then ``scontrol show job`` (jobs that ended recently),
+    then ``sacct`` (where accounting is set up); ``UNKNOWN`` where none
+    knows the job (any more).
+    """
+    asks = (['squeue', '-h', '-j', job_id, '-o', '%T'],
+            ['scontrol', 'show', 'job', '-o', job_id],
+            ['sacct', '-n', '-X', '-P', '-j', job_id, '-o', 'State'])
+    for argv in asks:
+        try:
+            proc = run(argv, capture_output=True, text=True)
+        except OSError:
+            continue
+        out = proc.stdout.strip() if proc.returncode == 0 else ''
+        if argv[0] == 'scontrol':
+            found = [w.split('=', 1)[1] for w in out.split()
+                     if w.startswith('JobState=')]
+            out = found[0] if found else ''
+        if out:
+            return out.split()[0].split('\n')[0].rstrip('+')
+    return 'UNKNOWN'
+
+
+def jobs_file(pretrain: str, work_root: str = 'work_dirs/transfer') -> str:
+    """``<work_root>/<ckpt stem>/slurm_jobs.json``."""
+    return osp.join(work_root, checkpoint_stem(pretrain), JOBS_FILE)
+
+
+def load_jobs(path: str) -> Dict[str, dict]:
+    """The recorded jobs (``{}`` where none were submitted)."""
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def submit_slurm(pretrain: str, benchmarks: Sequence[Benchmark],
+                 work_root: str = 'work_dirs/transfer',
+                 gpus: Optional[int] = None,
+                 partition: Optional[str] = None,
+                 extra_args: Sequence[str] = (),
+                 run: Callable = subprocess.run,
+                 echo: Callable[[str], None] = print) -> Dict[str, dict]:
+    """Submit each benchmark as its own batch job and return at once.
+
+    Each job is ``BATCH=1 tools/slurm_train.sh`` (``sbatch --requeue``,
+    asking for the GPUs it uses: ``GPUS`` processes,
+    ``--gres=gpu:<GPUS_PER_NODE>``; ``GPUS_PER_NODE=0`` in the environment
+    for a CPU partition) with ``--resume``, so a job that Slurm requeues
+    (preemption) or that is submitted again resumes from its newest intact
+    checkpoint. The job ids go to :func:`jobs_file` (with every earlier
+    submission) and to ``<work_dir>/slurm_job_id``.
+
+    A benchmark whose recorded job is pending, running or completed is
+    left alone; one whose job failed, was cancelled, preempted or timed
+    out (:data:`RESUBMIT_STATES`), or that Slurm no longer knows and that
+    has no results, is submitted again. So the same command, run again,
+    resubmits what needs it.
+
+    Returns:
+        dict: ``benchmark name -> {'work_dir', 'job_id', 'submissions',
+        'returncode'}``.
+    """
+    path = jobs_file(pretrain, work_root)
+    jobs = load_jobs(path)
+    for bench in benchmarks:
+        wd = work_dir_for(bench, pretrain, work_root)
+        rec = jobs.get(bench.name)
+        if rec is not None:
+            state = slurm_job_state(rec['job_id'], run)
+            done = state == 'UNKNOWN' and any(
+                v is not None for v in collect_metrics(bench, wd).values())
+            if state not in RESUBMIT_STATES and (state != 'UNKNOWN' or done):
+                echo(f'[{bench.name}] job {rec["job_id"]} is {state}: left '
+                     f'alone')
+                continue
+            echo(f'[{bench.name}] job {rec["job_id"]} is {state}: '
+                 f'submitting again (it resumes)')
+        argv, env = train_command(bench, pretrain, wd, gpus, 'slurm',
+                                  partition, [*extra_args, '--resume'])
+        env['BATCH'] = '1'
+        echo(f'[{bench.name}] {format_command(argv, env)}')
+        proc = run(argv, env={**os.environ, **env}, capture_output=True,
+                   text=True)
+        if proc.returncode != 0:
+            echo(f'[{bench.name}] sbatch failed ({proc.returncode}): '
+                 f'{proc.stderr.strip()}')
+            jobs.setdefault(bench.name, {}).update(
+                work_dir=wd, returncode=proc.returncode)
+            continue
+        with open(osp.join(wd, 'slurm_job_id')) as f:
+            job = f.read().strip()
+        echo(f'[{bench.name}] submitted job {job}')
+        earlier = (rec or {}).get('submissions', [])
+        jobs[bench.name] = dict(work_dir=wd, job_id=job,
+                                submissions=[*earlier, job], returncode=0)
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(jobs, f, indent=1)
+    return jobs
+
+
+def slurm_status(pretrain: str, work_root: str = 'work_dirs/transfer',
+                 run: Callable = subprocess.run) -> List[Dict[str, str]]:
+    """One row per submitted benchmark: job, state, submissions, newest
+    checkpoint and whether results are there.
+
+    Raises:
+        FileNotFoundError: nothing was submitted for ``pretrain``.
+    """
+    from densecl_plugin.utils.checkpoint_integrity import checkpoints_in
+    path = jobs_file(pretrain, work_root)
+    jobs = load_jobs(path)
+    if not jobs:
+        raise FileNotFoundError(f'no Slurm jobs recorded in {path}; submit '
+                                f'with --launcher slurm first')
+    rows = []
+    for name, rec in jobs.items():
+        wd = rec['work_dir']
+        bench = BENCHMARKS.get(name) or DEMO_BENCHMARKS.get(name)
+        metrics = collect_metrics(bench, wd) if bench else {}
+        ckpts = checkpoints_in(wd)
+        rows.append({
+            'benchmark': name, 'job': rec.get('job_id', ''),
+            'state': (slurm_job_state(rec['job_id'], run)
+                      if rec.get('job_id') else 'NOT SUBMITTED'),
+            'submissions': str(len(rec.get('submissions', []))),
+            'checkpoint': osp.basename(ckpts[0]) if ckpts else '',
+            'results': 'yes' if any(v is not None for v in metrics.values())
+            else 'no'})
+    return rows
+
+
 def run_transfer(pretrain: str,
                  benchmarks: Sequence[Benchmark],
                  work_root: str = 'work_dirs/transfer',
@@ -270,7 +425,8 @@ def run_transfer(pretrain: str,
         work_root (str): runs go to ``<work_root>/<ckpt stem>/<name>``.
             Defaults to ``'work_dirs/transfer'``.
         gpus (int, optional): GPUs per run. Defaults to each protocol's.
-        launcher (str): see :func:`train_command`. Defaults to
+        launcher (str): see :func:`train_command`; ``'slurm'`` submits
+            (:func:`submit_slurm`) and returns without a table. Defaults to
             ``'pytorch'``.
         partition (str, optional): Slurm partition.
         extra_args (Sequence[str]): more ``tools/train.py`` arguments.
@@ -291,6 +447,15 @@ def run_transfer(pretrain: str,
         info = check_pretrained(pretrain)  # raises before anything runs
         echo(f'{pretrain}: {info["num_tensors"]} backbone tensors '
              f'({info["layout"]}, prefix {info["prefix"]!r})')
+    if launcher == 'slurm' and not (print_only or collect_only):
+        jobs = submit_slurm(pretrain, benchmarks, work_root, gpus, partition,
+                            extra_args, run, echo)
+        echo(f'job ids in {jobs_file(pretrain, work_root)}; follow them '
+             f'with --status, write the table with --collect-only')
+        return {b.name: dict(work_dir=jobs[b.name]['work_dir'],
+                             returncode=jobs[b.name].get('returncode'),
+                             job_id=jobs[b.name].get('job_id'), metrics={})
+                for b in benchmarks}
     out = {}
     for bench in benchmarks:
         wd = work_dir_for(bench, pretrain, work_root)
@@ -328,6 +493,7 @@ def run_transfer_cli(pretrain: Optional[str] = None,
                      names: Sequence[str] = (),
                      configs: Sequence[str] = (),
                      list_only: bool = False,
+                     status: bool = False,
                      echo: Callable[[str], None] = print,
                      **run_kwargs: Any) -> int:
     """What ``tools/benchmarks/run_transfer.py`` does; its exit status.
@@ -346,6 +512,9 @@ def run_transfer_cli(pretrain: Optional[str] = None,
             Defaults to ().
         list_only (bool): Print :func:`benchmark_list`, nothing else.
             Defaults to False.
+        status (bool): Print the state of each Slurm job submitted for
+            ``pretrain`` (:func:`slurm_status`), nothing else. Defaults to
+            False.
         echo (Callable): Where messages go. Defaults to ``print``.
         **run_kwargs: the keyword arguments of :func:`run_transfer` after
             ``benchmarks``.
@@ -358,6 +527,15 @@ def run_transfer_cli(pretrain: Optional[str] = None,
     if list_only:
         for line in benchmark_list():
             echo(line)
+        return 0
+    if status:
+        try:
+            rows = slurm_status(pretrain, run_kwargs.get(
+                'work_root', 'work_dirs/transfer'))
+        except FileNotFoundError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 2
+        echo(to_markdown(rows).split('\n\n')[0])
         return 0
     try:
         benchmarks = get_benchmarks(names) if names else []

@@ -73,6 +73,29 @@ def job_id() -> Optional[str]:
     return None
 
 
+def slurm_master_port(launcher: str) -> Optional[int]:
+    """Give an srun job a rendezvous port of its own (in ``os.environ``).
+
+    MMEngine's ``slurm`` launcher uses ``MASTER_PORT``, else 29500: two
+    jobs on one node then collide (``EADDRINUSE``). Where ``MASTER_PORT``
+    is not set, it becomes ``20000 + (SLURM_JOB_ID * 8 + SLURM_STEP_ID) %
+    20000``, the same in every task of a step, different for the jobs and
+    steps that can share a node.
+
+    Returns:
+        int | None: the port set here.
+    """
+    job = os.environ.get('SLURM_JOB_ID', '')
+    if launcher != 'slurm' or 'MASTER_PORT' in os.environ or \
+            not job.isdigit():
+        return None
+    step = os.environ.get('SLURM_STEP_ID', '0')
+    step = int(step) if step.isdigit() else 0
+    port = 20000 + (int(job) * 8 + step) % 20000
+    os.environ['MASTER_PORT'] = str(port)
+    return port
+
+
 def adapt_to_device(cfg: Config) -> None:
     """Make a launched run's config fit a machine without CUDA (in place).
 

@@ -15,12 +15,14 @@ from densecl_plugin.utils import dist_launch
 from densecl_plugin.utils.dist_launch import (adapt_to_device,
                                               init_launcher_dist, job_id,
                                               restart_count,
-                                              resume_after_restart)
+                                              resume_after_restart,
+                                              slurm_master_port)
 from densecl_plugin.utils.work_dir_lock import (LOCK_NAME, WorkDirLock,
                                                 WorkDirLockedError)
 
 LAUNCH_VARS = ('TORCHELASTIC_RESTART_COUNT', 'SLURM_RESTART_COUNT',
-               'SLURM_JOB_ID', 'TORCHELASTIC_RUN_ID')
+               'SLURM_JOB_ID', 'TORCHELASTIC_RUN_ID', 'SLURM_STEP_ID',
+               'MASTER_PORT')
 
 
 @pytest.fixture
@@ -171,3 +173,18 @@ def test_lock_reads_the_launchers_variables(tmp_path, clean_env):
     assert (lock.job, lock.restart) == ('slurm:5', 2)
     assert dist_launch.RESTART_VARS == ('TORCHELASTIC_RESTART_COUNT',
                                         'SLURM_RESTART_COUNT')
+
+
+def test_slurm_jobs_get_a_port_each(clean_env):
+    assert slurm_master_port('slurm') is None  # not in a job
+    clean_env.setenv('SLURM_JOB_ID', '41')
+    assert slurm_master_port('pytorch') is None
+    assert slurm_master_port('slurm') == 20000 + 41 * 8
+    assert os.environ['MASTER_PORT'] == str(20000 + 41 * 8)
+    clean_env.delenv('MASTER_PORT')
+    clean_env.setenv('SLURM_JOB_ID', '42')
+    clean_env.setenv('SLURM_STEP_ID', '1')
+    assert slurm_master_port('slurm') == 20000 + 42 * 8 + 1
+    clean_env.setenv('MASTER_PORT', '1234')  # the user's port wins
+    assert slurm_master_port('slurm') is None
+    assert os.environ['MASTER_PORT'] == '1234'

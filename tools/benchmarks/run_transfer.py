@@ -5,10 +5,14 @@
         [--benchmarks voc0712-c4-24k voc12aug-20k ... | all]
         [--configs CFG ...]
         [--gpus N] [--launcher none|pytorch|slurm] [--partition P]
-        [--work-dir ROOT] [--print-only] [--collect-only] [-- train.py args]
+        [--work-dir ROOT] [--print-only] [--collect-only] [--status]
+        [-- train.py args]
 
 Checks PRETRAIN first, runs each benchmark in turn (``--print-only``: prints
-the commands for a cluster instead), then writes
+the commands instead; ``--launcher slurm``: submits each as its own batch
+job, writes the job ids to ROOT/<ckpt>/slurm_jobs.json and returns; run it
+again to resubmit failed or preempted jobs, which resume; ``--status``: each
+job's state), then writes
 ``ROOT/<ckpt>/results.{md,csv}``: our metrics next to the published DenseCL
 and MoCo v2 numbers. ``--list`` shows the benchmarks.
 The logic is :func:`densecl_plugin.downstream.transfer.run_transfer_cli`.
@@ -45,12 +49,14 @@ def parse_args(argv=None):
                         help='root of the runs and the results table')
     add_flags(parser, print_only='print the commands, run nothing',
               collect_only='only read the metrics of finished runs',
+              status='show the state of the submitted Slurm jobs',
               list='list the benchmarks and exit')
     args = parser.parse_args(argv)
     args.extra = extra
     if not args.list and not args.pretrain:
         parser.error('PRETRAIN is required')
-    if not args.list and not (args.benchmarks or args.configs):
+    if not (args.list or args.status) and not (args.benchmarks or
+                                               args.configs):
         parser.error('give --benchmarks and/or --configs')
     return args
 
@@ -59,6 +65,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     return run_transfer_cli(
         args.pretrain, args.benchmarks, args.configs, list_only=args.list,
+        status=args.status,
         work_root=args.work_dir, gpus=args.gpus, launcher=args.launcher,
         partition=args.partition, extra_args=args.extra,
         print_only=args.print_only, collect_only=args.collect_only)
