@@ -12,6 +12,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from densecl_plugin.apis import build_train_config, train  # noqa: E402
 from densecl_plugin.utils.cli import add_cfg_options, add_flags  # noqa: E402
+from densecl_plugin.utils.dist_launch import close_launcher_dist  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,7 +40,9 @@ def main(argv=None):
     cfg = build_train_config(args.config, args.work_dir, args.resume,
                              args.amp, args.auto_scale_lr, args.cfg_options,
                              args.launcher)
-    return train(cfg)
+    runner = train(cfg)
+    close_launcher_dist()
+    return runner
 
 
 if __name__ == '__main__':

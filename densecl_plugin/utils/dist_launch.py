@@ -210,6 +210,20 @@ def init_launcher_dist(cfg: Config) -> bool:
     return True
 
 
+def close_launcher_dist() -> None:
+    """End a launched run's process group: a barrier, then destroy it.
+
+    A process that exits with its gloo group up may abort in the group's
+    teardown (``terminate called without an active exception``) while the
+    other ranks still talk to it, and srun / torchrun then report a failed
+    task for a run that finished. ``tools/train.py`` calls this last.
+    """
+    if torch.distributed.is_available() and \
+            torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def resume_after_restart(cfg: Config) -> Optional[str]:
     """Point a restarted job at the newest intact checkpoint (in place).
 

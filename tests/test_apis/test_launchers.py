@@ -97,12 +97,11 @@ def _rank_main(rank: int, image_dir: str, work_dir: str, port: int) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
                       MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       OMP_NUM_THREADS='1')
-    import torch.distributed as dist
-
     from densecl_plugin.apis import build_train_config, train
+    from densecl_plugin.utils.dist_launch import close_launcher_dist
     train(build_train_config(CONFIG, work_dir, None, False, False,
                              tiny_options(image_dir), 'pytorch'))
-    dist.destroy_process_group()
+    close_launcher_dist()
 
 
 @pytest.fixture(scope='module')
@@ -232,8 +231,26 @@ def test_slurm_train_on_a_cpu_partition(reference, real_image_dir, tmp_path,
     run(['bash', SLURM_TRAIN, 'cpu', 'densecl-cpu', CONFIG, wd,
          *cli_options(real_image_dir)],
         launch_env(**slurm_cluster.env, GPUS=2, GPUS_PER_NODE=0,
-                   CPUS_PER_TASK=1, MASTER_PORT=free_port()))
+                   CPUS_PER_TASK=1))
     assert_same_losses(losses(wd), reference, range(1, MAX_ITERS + 1))
+
+
+def test_slurm_killed_task_ends_the_step(real_image_dir, tmp_path,
+                                         slurm_cluster):
+    """Task 1 SIGKILLed after iteration 2: srun (--kill-on-bad-exit)
+    ends the step at once, naming task 1; iter_2.pth stays intact."""
+    wd = str(tmp_path / 'w')
+    proc = subprocess.Popen(
+        ['bash', SLURM_TRAIN, 'cpu', 'densecl-kill', CONFIG, wd,
+         *cli_options(real_image_dir)], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+        env=launch_env(**slurm_cluster.env, GPUS=2, GPUS_PER_NODE=0,
+                       CPUS_PER_TASK=1))
+    _kill_rank_after(wd, 'iter_2.pth', 'SLURM_PROCID', 1, proc)
+    out = proc.communicate(timeout=100)[0]  # < the collective timeout
+    assert proc.returncode != 0
+    assert re.search(r'srun: error: \S+: task 1: Killed', out), out[-3000:]
+    assert is_intact(osp.join(wd, 'iter_2.pth')) is None
 
 
 def _job_field(cluster, job: str, field: str) -> str:
@@ -263,12 +280,12 @@ def test_slurm_batch_job_requeued_resumes(reference, real_image_dir,
     proc = run(['bash', SLURM_TRAIN, 'gpu', 'densecl-gpu', CONFIG, wd,
                 *cli_options(real_image_dir)],
                launch_env(**slurm_cluster.env, GPUS=2, CPUS_PER_TASK=1,
-                          BATCH=1, MASTER_PORT=free_port()))
+                          BATCH=1))
     job = open(osp.join(wd, 'slurm_job_id')).read().strip()
     assert f'Submitted batch job {job}' in proc.stdout
     assert _job_field(slurm_cluster, job, 'TresPerNode') == 'gres:gpu:2'
-    _kill = _wait_state(slurm_cluster, job, ('RUNNING', 'FAILED'))
-    assert _kill == 'RUNNING'
+    assert _wait_state(slurm_cluster, job, ('RUNNING', 'FAILED')) == \
+        'RUNNING'
     deadline = time.time() + 300
     while not osp.exists(osp.join(wd, 'iter_2.pth')):
         assert time.time() < deadline
