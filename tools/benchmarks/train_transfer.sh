@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What tools/benchmarks/{mmdetection,mmsegmentation}/{dist,slurm}_train.sh run:
 # fine-tune a benchmark config from a pre-trained checkpoint through
-# tools/benchmarks/run_transfer.py, with torchrun (dist) or on Slurm (slurm).
+# tools/benchmarks/run_transfer.py, with torchrun (dist) or on Slurm (slurm: a
+# batch job submitted with sbatch --requeue; the command returns at once and
+# `run_transfer.py PRETRAIN --status` follows the job).
 #   bash tools/benchmarks/train_transfer.sh dist CODEBASE \
 #       CONFIG PRETRAIN GPUS [train.py args...]
 #   bash tools/benchmarks/train_transfer.sh slurm CODEBASE \
