@@ -85,7 +85,10 @@ def test_transfer_as_slurm_jobs(demo_data, r18_backbone, slurm_cluster,
               '--launcher', 'slurm', '--partition', 'gpu', '--gpus', '1',
               '--', '--cfg-options', f'train_cfg.max_iters={ITERS}',
               f'train_cfg.val_interval={ITERS}',
-              'default_hooks.checkpoint.interval=1')
+              'default_hooks.checkpoint.interval=1',
+              # keep iter_1.pth while iter_2.pth is written (in place: the
+              # demo configs have no AtomicSaveHook)
+              'default_hooks.checkpoint.max_keep_ckpts=-1')
     out = cli(*submit)  # returns at once, the jobs queued or running
     jobs_path = osp.join(root, 'r18_backbone', 'slurm_jobs.json')
     jobs = json.load(open(jobs_path))
