@@ -235,9 +235,16 @@ class SlurmCluster:
         if osp.exists(pid_file):
             try:
                 with open(pid_file) as f:
-                    os.kill(int(f.read().strip()), signal.SIGTERM)
+                    pid = int(f.read().strip())
+                os.kill(pid, signal.SIGTERM)
             except (OSError, ValueError):
                 pass
+            else:
+                # munged writes its seed file as it exits: wait for that,
+                # or the folder would come back with it
+                deadline = time.time() + 10
+                while osp.exists(pid_file) and time.time() < deadline:
+                    time.sleep(0.1)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> 'SlurmCluster':
