@@ -76,7 +76,7 @@ def tiny_datasets(tmp_path_factory):
 
     Names: ``voc0712``, ``coco``, ``voc12aug``, ``cityscapes``, ``ade20k``.
     """
-    from densecl_plugin import data_prep
+    from densecl_lab import data_prep
     root = str(tmp_path_factory.mktemp('tiny_data'))
     built = {}
     builders = {

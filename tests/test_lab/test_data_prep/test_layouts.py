@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from densecl_plugin import data_prep
+from densecl_lab import data_prep
 
 
 def source_boxes(name):
