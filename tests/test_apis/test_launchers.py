@@ -95,8 +95,7 @@ def assert_same_losses(got: dict, want: dict, steps) -> None:
 
 def _rank_main(rank: int, image_dir: str, work_dir: str, port: int) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE='2',
-                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
-                      OMP_NUM_THREADS='1')
+                      MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     from densecl_plugin.apis import build_train_config, train
     from densecl_plugin.utils.dist_launch import close_launcher_dist
     train(build_train_config(CONFIG, work_dir, None, False, False,
@@ -108,9 +107,20 @@ def _rank_main(rank: int, image_dir: str, work_dir: str, port: int) -> None:
 def reference(real_image_dir, tmp_path_factory) -> dict:
     """The in-process 2-rank DDP run's losses, by step."""
     work_dir = str(tmp_path_factory.mktemp('in_process'))
-    mp.start_processes(_rank_main, args=(real_image_dir, work_dir,
-                                         free_port()),
-                       nprocs=2, start_method='spawn')
+    # one thread per rank, as the launched runs (launch_env): the spawned
+    # ranks read OMP_NUM_THREADS when they import torch, before _rank_main,
+    # and 2 threads sum in another order (8.5e-5 apart by step 3)
+    threads = os.environ.get('OMP_NUM_THREADS')
+    os.environ['OMP_NUM_THREADS'] = '1'
+    try:
+        mp.start_processes(_rank_main, args=(real_image_dir, work_dir,
+                                             free_port()),
+                           nprocs=2, start_method='spawn')
+    finally:
+        if threads is None:
+            del os.environ['OMP_NUM_THREADS']
+        else:
+            os.environ['OMP_NUM_THREADS'] = threads
     out = losses(work_dir)
     assert sorted(out) == list(range(1, MAX_ITERS + 1))
     assert out[3][1] == 0 and out[4][1] > 0  # lambda after 3 iterations

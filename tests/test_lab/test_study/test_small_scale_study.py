@@ -164,8 +164,14 @@ def test_quick_study_report_intervals_and_resume(tmp_path):
     # the recipe the report gives is the configs' (not a copy in the code)
     from mmengine.config import Config
 
+    from densecl_lab.demo.data import load_manifest
     from densecl_lab.demo.stages import CONFIGS
+    from densecl_plugin.utils.auto_values import resolve_auto_values
     cfg = Config.fromfile(osp.join(REPO, 'configs', CONFIGS['densecl']))
+    # its 'auto' values as one process on the study's pool resolves them
+    cfg.train_dataloader.batch_size = QUICK.pretrain_batch_size
+    resolve_auto_values(cfg, world_size=1,
+                        dataset_size=load_manifest(data)['unlabeled']['images'])
     assert f'queue {cfg.model.queue_len}' in md and f'lr {cfg.optim_wrapper.optimizer.lr}' in md
     for name in ('metrics_vs_budget.png', 'correspondence_curve.png'):
         path = osp.join(work, name)
