@@ -16,13 +16,12 @@ import torch
 from densecl_lab.analysis.dense_pca import (dense_pca_checkpoints, fit_pca,
                                             pca_rgb)
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
+from reference_views import centre_crop
 from tiny_models import tiny_model_cfg, write_tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 TOOL = osp.join(REPO, 'tools', 'analysis', 'dense_pca.py')
-MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
-STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 
 
 def _planted(m=300, c=20, seed=0):
@@ -99,16 +98,7 @@ def setup(tmp_path_factory, real_image_paths):
 def _direct_c5(net, paths, size):
     """C5 of the photos computed here: cv2 resize + centre crop, RGB,
     normalised by hand, the backbone in eval mode."""
-    xs = []
-    for p in paths:
-        img = cv2.imread(p)
-        h, w = img.shape[:2]
-        s = size / min(h, w)
-        nh, nw = max(size, round(h * s)), max(size, round(w * s))
-        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        t, le = (nh - size) // 2, (nw - size) // 2
-        rgb = img[t:t + size, le:le + size, ::-1].astype(np.float32)
-        xs.append(torch.from_numpy((rgb - MEAN) / STD).permute(2, 0, 1))
+    xs = [centre_crop(p, size) for p in paths]
     net.eval()
     with torch.no_grad():
         return net.backbone(torch.stack(xs).contiguous())[-1]

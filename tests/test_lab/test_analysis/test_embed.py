@@ -18,13 +18,12 @@ import torch
 
 from densecl_lab.analysis.embed import embed_folder, embed_images, load_image
 from densecl_plugin.models.algorithms.base import DEFAULT_DATA_PREPROCESSOR
+from reference_views import centre_crop
 from tiny_models import tiny_model_cfg, write_tiny_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
 TOOL = osp.join(REPO, 'tools', 'analysis', 'embed.py')
-MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
-STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 #: where each photo goes under the folder (the sorted order differs from
 #: the order of the photos' names)
 LAYOUT = ('b/zeta.jpg', 'a.jpg', 'b/alpha.JPG', 'c/d/e.png', 'z.jpg',
@@ -65,14 +64,7 @@ def setup(tmp_path_factory, real_image_paths):
 
 def _direct(net, path, size):
     """The embeddings of one file, computed here: (pooled C5, neck)."""
-    img = cv2.imread(path)  # BGR
-    h, w = img.shape[:2]
-    s = size / min(h, w)
-    nh, nw = max(size, round(h * s)), max(size, round(w * s))
-    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    t, le = (nh - size) // 2, (nw - size) // 2
-    rgb = img[t:t + size, le:le + size, ::-1].astype(np.float32)
-    x = torch.from_numpy((rgb - MEAN) / STD).permute(2, 0, 1)[None]
+    x = centre_crop(path, size)[None]
     with torch.no_grad():
         c5 = net.backbone(x.contiguous())[-1].mean(dim=(2, 3))[0]
         return c5, net.neck.mlp(c5[None])[0]
