@@ -264,6 +264,15 @@ def _check_count(key: str, value: Any, minimum: int) -> None:
                          f'got {value!r}')
 
 
+def _kept(key: str, owner: dict, name: str, default: int, minimum: int,
+          where: str = '') -> dict:
+    """The row of a value that is not ``'auto'``: ``owner[name]`` (or its
+    ``default``), checked to be an int >= ``minimum``."""
+    value = owner.get(name, default)
+    _check_count(key + where, value, minimum)
+    return _row(key, value, 'explicit' if name in owner else 'default')
+
+
 def _is_auto(key: str, value: Any) -> bool:
     if isinstance(value, str):
         if value != AUTO:
@@ -396,11 +405,8 @@ def resolve_auto_values(cfg,
         rows.append(_row('model.split_bn_groups', model.split_bn_groups,
                          AUTO, '2 in one process, 1 (off) under DDP'))
     else:
-        groups = model.get('split_bn_groups', 1)
-        _check_count('model.split_bn_groups', groups, 1)
-        rows.append(_row('model.split_bn_groups', groups,
-                         'explicit' if 'split_bn_groups' in model else
-                         'default'))
+        rows.append(_kept('model.split_bn_groups', model,
+                          'split_bn_groups', 1, 1))
 
     # the lr
     rows.append(_resolve_lr(cfg, lr_cfg, lr, lr_auto, total))
@@ -418,11 +424,8 @@ def resolve_auto_values(cfg,
                              AUTO, f'a tenth of the run below {LARGE_DATA:,} '
                              f'images, else 0'))
         else:
-            start = h.get('start_iters', 1000)
-            _check_count('DenseCLHook.start_iters (custom_hooks)', start, 0)
-            rows.append(_row('DenseCLHook.start_iters', start,
-                             'explicit' if 'start_iters' in h else
-                             'default'))
+            rows.append(_kept('DenseCLHook.start_iters', h, 'start_iters',
+                              1000, 0, where=' (custom_hooks)'))
 
     # the views and the dense grid
     size = crop_size(loader)
